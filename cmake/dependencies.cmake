@@ -12,6 +12,7 @@ find_package(GTest CONFIG REQUIRED)
 find_package(CURL REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(benchmark CONFIG)
+find_package(nlohmann_json CONFIG REQUIRED)
 
 pkg_check_modules(SPANDSP REQUIRED IMPORTED_TARGET spandsp)
 pkg_check_modules(LIBTIFF REQUIRED IMPORTED_TARGET libtiff-4)

@@ -6,7 +6,7 @@
 #       one GoogleTest executable registered with CTest under the given labels.
 
 set(FAXFLOW_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
-    -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wnull-dereference
+    -Wold-style-cast -Wcast-align -Woverloaded-virtual
     -Wimplicit-fallthrough)
 if(FAXFLOW_WERROR)
   list(APPEND FAXFLOW_WARNINGS -Werror)

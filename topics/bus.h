@@ -2,7 +2,7 @@
 // written once against these interfaces. Two implementations:
 //   - topics/embedded: durable single-process bus on RocksDB (`faxflow all`, the default);
 //   - topics/kafka:    Apache Kafka through librdkafka (distributed deployments).
-// One contract test suite (tests/contract) runs unchanged against both.
+// One contract test suite (tests/bus) runs unchanged against both.
 //
 // Semantics every implementation guarantees:
 //   - Produce/ProduceBatch return only when the records are durable (embedded: WAL synced;

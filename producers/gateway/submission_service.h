@@ -1,0 +1,72 @@
+// Accepting a fax: the one path every submission takes (REST today, CLI through REST, Kafka
+// ingestion later). It validates the request, makes the documents durable in the blob store,
+// then produces the Submission to fax.submissions and waits for the bus to acknowledge it.
+// Only then is the client told 202: an accepted fax is never lost. Validation errors are
+// reported with an API error code, a message and the offending field; nothing is written.
+//
+// Threading: Submit is thread-safe (the producer, blob store and status store are).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "schemas/submission.pb.h"
+#include "storage/blob_store.h"
+#include "storage/status_store.h"
+#include "topics/bus.h"
+
+namespace faxflow {
+
+struct SubmissionLimits {
+  int64_t max_document_bytes = 50LL << 20;
+  int64_t max_recipients = 100;
+  int64_t max_documents = 10;
+  std::string default_region = "US";
+};
+
+struct UploadedDocument {
+  std::string filename;
+  std::string content;
+};
+
+struct SubmitRequest {
+  std::string tenant = "default";
+  std::vector<std::string> to;
+  std::vector<UploadedDocument> documents;
+  v1::FaxOptions options;
+  std::string source = "rest";
+};
+
+// 202 on success with the submission; otherwise an HTTP status and a stable error code.
+struct SubmitOutcome {
+  int http_status = 202;
+  std::string error_code;  // "invalid_number", "unsupported_document", "too_many_recipients", ...
+  std::string message;
+  std::string field;
+  v1::Submission submission;
+  bool ok() const { return http_status == 202; }
+};
+
+// Detects the document type from content; returns a MIME type or a permanent error.
+using DocumentSniffer = std::function<Result<std::string>(std::string_view content)>;
+
+class SubmissionService {
+ public:
+  SubmissionService(SubmissionLimits limits, bus::Producer& producer, BlobStore& blobs, StatusStore& status,
+                    Clock& clock, DocumentSniffer sniffer);
+  SubmitOutcome Submit(const SubmitRequest& request);
+
+ private:
+  SubmissionLimits limits_;
+  bus::Producer& producer_;
+  BlobStore& blobs_;
+  StatusStore& status_;
+  Clock& clock_;
+  DocumentSniffer sniffer_;
+};
+
+}  // namespace faxflow

@@ -1,0 +1,289 @@
+#include "storage/status_store.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+namespace faxflow {
+namespace {
+
+constexpr char kFaxPrefix[] = "f/";     // f/<fax_id> -> FaxStatus
+constexpr char kTenantPrefix[] = "t/";  // t/<tenant>/<fax_id> -> "" (fax ids sort by time)
+constexpr char kBooksAccepted[] = "b/accepted";
+constexpr char kBooksTerminal[] = "b/terminal/";
+
+struct DbDeleter {
+  void operator()(rocksdb::DB* db) const { delete db; }
+};
+using DbPtr = std::unique_ptr<rocksdb::DB, DbDeleter>;
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsCorruption()) return Status::Fatal(Code::kCorruption, what + ": " + s.ToString());
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut())
+    return Status::Retryable(Code::kUnavailable, what + ": " + s.ToString());
+  return Status::Fatal(Code::kIoError, what + ": " + s.ToString());
+}
+
+std::string EncodeCount(int64_t v) { return std::to_string(v); }
+int64_t DecodeCount(const std::string& s) { return s.empty() ? 0 : std::stoll(s); }
+
+class RocksStatusStore final : public StatusStore {
+ public:
+  explicit RocksStatusStore(DbPtr db) : db_(std::move(db)) {}
+
+  Status RecordSubmission(const v1::Submission& submission) override {
+    std::lock_guard lock(mu_);
+    FF_ASSIGN_OR_RETURN(auto existing, Load(submission.fax_id()));
+    v1::FaxStatus status = existing.value_or(v1::FaxStatus());
+    const bool fresh_fax = !existing.has_value();
+    status.set_fax_id(submission.fax_id());
+    status.set_tenant(submission.tenant());
+    status.set_submitted_at_ms(submission.submitted_at_ms());
+    status.clear_tags();
+    for (const auto& t : submission.options().tags()) status.add_tags(t);
+    int64_t newly_accepted = 0;
+    for (const auto& r : submission.recipients()) {
+      v1::RecipientStatus* rs = FindRecipient(status, r.recipient_id());
+      if (rs == nullptr) {
+        rs = status.add_recipients();
+        rs->set_recipient_id(r.recipient_id());
+        rs->set_state(v1::STATE_QUEUED);
+        rs->set_pages_total(status.page_count());
+        ++newly_accepted;
+      } else if (!rs->number().empty()) {
+        continue;  // already recorded from this submission
+      } else {
+        ++newly_accepted;  // a stub created by an early event
+      }
+      rs->set_number(r.number());
+      if (rs->updated_at_ms() == 0) rs->set_updated_at_ms(submission.submitted_at_ms());
+    }
+    rocksdb::WriteBatch batch;
+    batch.Put(std::string(kFaxPrefix) + status.fax_id(), status.SerializeAsString());
+    if (fresh_fax) batch.Put(std::string(kTenantPrefix) + status.tenant() + "/" + status.fax_id(), "");
+    if (newly_accepted > 0) {
+      FF_ASSIGN_OR_RETURN(int64_t accepted, ReadCount(kBooksAccepted));
+      batch.Put(kBooksAccepted, EncodeCount(accepted + newly_accepted));
+    }
+    return Write(batch);
+  }
+
+  Status Apply(const v1::DeliveryEvent& event) override {
+    std::lock_guard lock(mu_);
+    FF_ASSIGN_OR_RETURN(auto existing, Load(event.fax_id()));
+    v1::FaxStatus status = existing.value_or(v1::FaxStatus());
+    const bool fresh_fax = !existing.has_value();
+    if (fresh_fax) {
+      status.set_fax_id(event.fax_id());
+      status.set_tenant(event.tenant());
+    }
+    rocksdb::WriteBatch batch;
+    std::string newly_terminal;
+    switch (event.kind_case()) {
+      case v1::DeliveryEvent::kRendered: {
+        status.set_page_count(event.rendered().page_count());
+        status.clear_page_blob_ids();
+        for (const auto& id : event.rendered().page_blob_ids()) status.add_page_blob_ids(id);
+        for (auto& rs : *status.mutable_recipients()) {
+          rs.set_pages_total(event.rendered().page_count());
+          if (rs.state() == v1::STATE_QUEUED) rs.set_state(v1::STATE_RENDERED);
+        }
+        break;
+      }
+      case v1::DeliveryEvent::kAttemptStarted: {
+        v1::RecipientStatus* rs = RecipientFor(status, event);
+        if (!IsTerminal(rs->state())) rs->set_state(v1::STATE_SENDING);
+        rs->set_attempts(std::max(rs->attempts(), event.attempt_started().attempt()));
+        rs->set_updated_at_ms(event.at_ms());
+        break;
+      }
+      case v1::DeliveryEvent::kPageConfirmed: {
+        v1::RecipientStatus* rs = RecipientFor(status, event);
+        if (!IsTerminal(rs->state())) rs->set_pages_sent(std::max(rs->pages_sent(), event.page_confirmed().page()));
+        rs->set_updated_at_ms(event.at_ms());
+        break;
+      }
+      case v1::DeliveryEvent::kResult: {
+        const auto& r = event.result();
+        v1::RecipientStatus* rs = RecipientFor(status, event);
+        if (IsTerminal(rs->state())) break;  // a terminal state is final
+        rs->set_attempts(std::max(rs->attempts(), r.attempt()));
+        rs->set_pages_sent(std::max(rs->pages_sent(), r.pages_sent()));
+        if (r.pages_total() > 0) rs->set_pages_total(r.pages_total());
+        rs->set_reason(r.reason());
+        rs->set_completion_name(r.completion_name());
+        rs->set_remote_csid(r.remote_csid());
+        rs->set_bit_rate(r.bit_rate());
+        rs->set_detail(r.detail());
+        rs->set_updated_at_ms(event.at_ms());
+        if (r.terminal()) {
+          rs->set_state(r.state());
+          newly_terminal = StateName(r.state());
+          if (r.reason() == v1::REASON_DOCUMENT_ERROR) status.set_error(r.detail());
+        } else {
+          rs->set_state(v1::STATE_RENDERED);  // waiting for the next attempt
+        }
+        break;
+      }
+      case v1::DeliveryEvent::KIND_NOT_SET:
+        return Status::Permanent(Code::kInvalidArgument, "delivery event " + event.event_id() + " has no kind");
+    }
+    batch.Put(std::string(kFaxPrefix) + status.fax_id(), status.SerializeAsString());
+    if (fresh_fax) batch.Put(std::string(kTenantPrefix) + status.tenant() + "/" + status.fax_id(), "");
+    if (!newly_terminal.empty()) {
+      const std::string key = std::string(kBooksTerminal) + newly_terminal;
+      FF_ASSIGN_OR_RETURN(int64_t n, ReadCount(key));
+      batch.Put(key, EncodeCount(n + 1));
+    }
+    return Write(batch);
+  }
+
+  Result<std::optional<v1::FaxStatus>> Get(const std::string& fax_id) override {
+    std::lock_guard lock(mu_);
+    return Load(fax_id);
+  }
+
+  Result<std::vector<v1::FaxStatus>> List(const std::string& tenant, size_t limit,
+                                          const std::string& after_fax_id) override {
+    std::vector<std::string> ids;
+    {
+      const std::string prefix = std::string(kTenantPrefix) + tenant + "/";
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+      if (after_fax_id.empty()) {
+        it->SeekForPrev(prefix + "\xff");
+      } else {
+        it->SeekForPrev(prefix + after_fax_id);
+        if (it->Valid() && it->key().ToString() == prefix + after_fax_id) it->Prev();
+      }
+      for (; it->Valid() && ids.size() < limit; it->Prev()) {
+        const std::string key = it->key().ToString();
+        if (key.rfind(prefix, 0) != 0) break;
+        ids.push_back(key.substr(prefix.size()));
+      }
+      FF_RETURN_IF_ERROR(FromRocks(it->status(), "status store list"));
+    }
+    std::vector<v1::FaxStatus> out;
+    std::lock_guard lock(mu_);
+    for (const auto& id : ids) {
+      FF_ASSIGN_OR_RETURN(auto s, Load(id));
+      if (s) out.push_back(std::move(*s));
+    }
+    return out;
+  }
+
+  Result<Books> GetBooks() override {
+    std::lock_guard lock(mu_);
+    Books books;
+    FF_ASSIGN_OR_RETURN(books.accepted, ReadCount(kBooksAccepted));
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(kBooksTerminal); it->Valid() && it->key().starts_with(kBooksTerminal); it->Next()) {
+      books.terminal[it->key().ToString().substr(sizeof(kBooksTerminal) - 1)] = DecodeCount(it->value().ToString());
+    }
+    FF_RETURN_IF_ERROR(FromRocks(it->status(), "status store books"));
+    return books;
+  }
+
+ private:
+  static v1::RecipientStatus* FindRecipient(v1::FaxStatus& status, const std::string& id) {
+    for (auto& rs : *status.mutable_recipients())
+      if (rs.recipient_id() == id) return &rs;
+    return nullptr;
+  }
+
+  static v1::RecipientStatus* RecipientFor(v1::FaxStatus& status, const v1::DeliveryEvent& event) {
+    v1::RecipientStatus* rs = FindRecipient(status, event.recipient_id());
+    if (rs == nullptr) {  // event before submission: stub, completed by RecordSubmission
+      rs = status.add_recipients();
+      rs->set_recipient_id(event.recipient_id());
+      rs->set_state(v1::STATE_QUEUED);
+      rs->set_pages_total(status.page_count());
+    }
+    return rs;
+  }
+
+  Result<std::optional<v1::FaxStatus>> Load(const std::string& fax_id) {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), std::string(kFaxPrefix) + fax_id, &value);
+    if (s.IsNotFound()) return std::optional<v1::FaxStatus>();
+    FF_RETURN_IF_ERROR(FromRocks(s, "status store get " + fax_id));
+    v1::FaxStatus status;
+    if (!status.ParseFromString(value))
+      return Status::Fatal(Code::kCorruption, "status record of " + fax_id + " does not decode");
+    return std::optional<v1::FaxStatus>(std::move(status));
+  }
+
+  Result<int64_t> ReadCount(const std::string& key) {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &value);
+    if (s.IsNotFound()) return int64_t{0};
+    FF_RETURN_IF_ERROR(FromRocks(s, "status store read " + key));
+    return DecodeCount(value);
+  }
+
+  Status Write(rocksdb::WriteBatch& batch) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return FromRocks(db_->Write(wo, &batch), "status store write");
+  }
+
+  std::mutex mu_;
+  DbPtr db_;
+};
+
+}  // namespace
+
+int64_t Books::in_flight() const {
+  int64_t done = 0;
+  for (const auto& [state, n] : terminal) done += n;
+  return accepted - done;
+}
+
+bool IsTerminal(v1::RecipientState state) {
+  return state == v1::STATE_DELIVERED || state == v1::STATE_PARTIAL || state == v1::STATE_FAILED ||
+         state == v1::STATE_CANCELLED || state == v1::STATE_EXPIRED;
+}
+
+std::string StateName(v1::RecipientState state) {
+  switch (state) {
+    case v1::STATE_QUEUED: return "queued";
+    case v1::STATE_RENDERED: return "rendered";
+    case v1::STATE_SENDING: return "sending";
+    case v1::STATE_DELIVERED: return "delivered";
+    case v1::STATE_PARTIAL: return "partial";
+    case v1::STATE_FAILED: return "failed";
+    case v1::STATE_CANCELLED: return "cancelled";
+    case v1::STATE_EXPIRED: return "expired";
+    default: return "unknown";
+  }
+}
+
+std::string ReasonName(v1::FailureReason reason) {
+  switch (reason) {
+    case v1::REASON_UNSPECIFIED: return "";
+    case v1::REASON_BUSY: return "busy";
+    case v1::REASON_NO_ANSWER: return "no_answer";
+    case v1::REASON_NOT_A_FAX: return "not_a_fax";
+    case v1::REASON_TRAINING_FAILED: return "training_failed";
+    case v1::REASON_CAPABILITY_MISMATCH: return "capability_mismatch";
+    case v1::REASON_DROPPED: return "dropped";
+    case v1::REASON_DOCUMENT_ERROR: return "document_error";
+    case v1::REASON_PROTOCOL_ERROR: return "protocol_error";
+    case v1::REASON_INTERNAL: return "internal";
+    default: return "unknown";
+  }
+}
+
+Result<std::unique_ptr<StatusStore>> OpenRocksStatusStore(const std::string& path) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, path, &raw);
+  if (!s.ok()) return Status::Fatal(Code::kIoError, "cannot open status store at " + path + ": " + s.ToString());
+  return std::unique_ptr<StatusStore>(new RocksStatusStore(DbPtr(raw)));
+}
+
+}  // namespace faxflow

@@ -1,0 +1,58 @@
+// The status store: the materialised state of every fax and recipient, answered by
+// GET /v1/faxes/{id}. Fed by the status worker (workers/status) from fax.submissions and
+// fax.events, and written directly by the gateway at acceptance so a GET right after the 202
+// finds the fax.
+//
+// Applying is idempotent and order-tolerant (events are delivered at least once and may arrive
+// before the submission): a terminal recipient state never changes again, page counts only
+// grow, and a stub created by an early event is completed by the submission later.
+//
+// Also keeps "the books": how many recipients were accepted and how many ended in each terminal
+// state, so accepted = terminal + in_flight can be checked.
+//
+// Threading: thread-safe (one mutex around each read-modify-write).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "schemas/event.pb.h"
+#include "schemas/status.pb.h"
+#include "schemas/submission.pb.h"
+
+namespace faxflow {
+
+struct Books {
+  int64_t accepted = 0;                      // recipients accepted
+  std::map<std::string, int64_t> terminal;   // by state name ("delivered", "failed", ...)
+  int64_t in_flight() const;
+};
+
+class StatusStore {
+ public:
+  virtual ~StatusStore() = default;
+  // Creates the fax record from an accepted submission, or completes a stub. Idempotent.
+  virtual Status RecordSubmission(const v1::Submission& submission) = 0;
+  // Applies one delivery event. Idempotent for redelivered events.
+  virtual Status Apply(const v1::DeliveryEvent& event) = 0;
+  virtual Result<std::optional<v1::FaxStatus>> Get(const std::string& fax_id) = 0;
+  // Faxes of a tenant, newest first, at most `limit`, starting after `after_fax_id` if set.
+  virtual Result<std::vector<v1::FaxStatus>> List(const std::string& tenant, size_t limit,
+                                                  const std::string& after_fax_id) = 0;
+  virtual Result<Books> GetBooks() = 0;
+};
+
+Result<std::unique_ptr<StatusStore>> OpenRocksStatusStore(const std::string& path);
+
+// Terminal recipient states.
+bool IsTerminal(v1::RecipientState state);
+// API names: "queued", "delivered", "busy", ... (lower case, stable).
+std::string StateName(v1::RecipientState state);
+std::string ReasonName(v1::FailureReason reason);
+
+}  // namespace faxflow

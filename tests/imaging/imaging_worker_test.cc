@@ -1,0 +1,396 @@
+// ImagingWorker end to end on the real embedded bus, the real RocksDB blob store and real gs:
+// submissions in, one OutboundJob per recipient + a Rendered event out (atomically with the
+// offset), document errors become terminal FAILED events, junk goes to the DLQ, and the worker
+// keeps serving and does not redo committed work after a restart.
+#include "workers/imaging/imaging_worker.h"
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/ids.h"
+#include "common/metrics.h"
+#include "pages/pages.h"
+#include "schemas/event.pb.h"
+#include "schemas/job.pb.h"
+#include "schemas/submission.pb.h"
+#include "storage/blob_store.h"
+#include "tests/imaging/test_util.h"
+#include "topics/catalogue.h"
+#include "topics/embedded/embedded_bus.h"
+
+namespace faxflow::imaging {
+namespace {
+
+using testing::ReadData;
+namespace fs = std::filesystem;
+
+// A header's value or "<missing>" (Record::header returns a pointer).
+std::string HeaderOf(const bus::Record& r, std::string_view name) {
+  for (const auto& h : r.headers)
+    if (h.key == name) return h.value;
+  return "<missing>";
+}
+
+class ImagingWorkerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("imaging_worker_test_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    auto bus = bus::OpenEmbeddedBus((dir_ / "bus").string());
+    ASSERT_TRUE(bus.ok()) << bus.status().ToString();
+    bus_ = std::move(*bus);
+    ASSERT_TRUE(bus_->EnsureTopics(bus::Catalogue()).ok());
+    auto blobs = OpenRocksBlobStore((dir_ / "blobs").string(), {}, [] { return SystemClock::Instance().NowMillis(); });
+    ASSERT_TRUE(blobs.ok()) << blobs.status().ToString();
+    blobs_ = std::move(*blobs);
+    auto producer = bus_->NewProducer("test");
+    ASSERT_TRUE(producer.ok());
+    producer_ = std::move(*producer);
+    bus::ConsumerOptions co;
+    co.group = "test-reader";
+    auto consumer = bus_->NewConsumer(co);
+    ASSERT_TRUE(consumer.ok());
+    reader_ = std::move(*consumer);
+    std::vector<bus::TopicPartition> all;
+    for (auto topic : {bus::topic::kJobs, bus::topic::kEvents, bus::topic::kDeadLetter}) {
+      auto tps = bus::AllPartitions(*bus_, std::string(topic));
+      ASSERT_TRUE(tps.ok());
+      all.insert(all.end(), tps->begin(), tps->end());
+    }
+    ASSERT_TRUE(reader_->Assign(all).ok());
+  }
+
+  void TearDown() override {
+    reader_.reset();
+    producer_.reset();
+    blobs_.reset();
+    bus_.reset();
+    fs::remove_all(dir_);
+  }
+
+  ImagingOptions Options() {
+    ImagingOptions o;
+    o.threads = 2;
+    o.site = "test";
+    o.poll_timeout = std::chrono::milliseconds(50);
+    o.renderer.timeout_seconds = 60;
+    return o;
+  }
+
+  std::string PutDoc(const std::string& file) {
+    auto id = blobs_->Put(ReadData(file));
+    EXPECT_TRUE(id.ok());
+    return id.value_or("");
+  }
+
+  v1::Submission MakeSubmission(const std::string& fax_id, const std::string& doc_blob, int recipients) {
+    v1::Submission s;
+    s.set_fax_id(fax_id);
+    s.set_tenant("acme");
+    s.set_submitted_at_ms(1'700'000'000'000);
+    s.set_source("rest");
+    for (int i = 0; i < recipients; ++i) {
+      auto* r = s.add_recipients();
+      r->set_recipient_id("rcp_" + fax_id + "_" + std::to_string(i));
+      r->set_number("+1555123000" + std::to_string(i));
+    }
+    s.add_documents()->set_blob_id(doc_blob);
+    s.mutable_options()->set_resolution(v1::RESOLUTION_FINE);
+    s.mutable_options()->set_tsi("+15550000000");
+    s.mutable_options()->set_header_text("faxflow test");
+    s.mutable_options()->set_priority(5);
+    return s;
+  }
+
+  void Submit(const std::string& key, const std::string& value, bool with_schema = true) {
+    bus::Message m;
+    m.topic = std::string(bus::topic::kSubmissions);
+    m.key = key;
+    m.value = value;
+    if (with_schema) m.headers.push_back({std::string(bus::header::kSchema), "faxflow.v1.Submission"});
+    ASSERT_TRUE(producer_->Produce(m).ok());
+  }
+
+  // Reads output records until `done` says so or the deadline passes.
+  void ReadUntil(const std::function<bool()>& done, std::chrono::seconds limit = std::chrono::seconds(90)) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      auto recs = reader_->Poll(std::chrono::milliseconds(100), 100);
+      ASSERT_TRUE(recs.ok());
+      for (auto& r : *recs) {
+        if (r.topic == bus::topic::kJobs) {
+          v1::OutboundJob job;
+          ASSERT_TRUE(job.ParseFromString(r.value));
+          EXPECT_EQ(r.key, job.number());
+          EXPECT_EQ(HeaderOf(r, bus::header::kSchema), "faxflow.v1.OutboundJob");
+          jobs_.push_back(job);
+        } else if (r.topic == bus::topic::kEvents) {
+          v1::DeliveryEvent ev;
+          ASSERT_TRUE(ev.ParseFromString(r.value));
+          EXPECT_EQ(r.key, ev.fax_id());
+          events_.push_back(ev);
+        } else {
+          dlq_.push_back(r);
+        }
+      }
+    }
+  }
+
+  std::vector<const v1::OutboundJob*> JobsOf(const std::string& fax) const {
+    std::vector<const v1::OutboundJob*> out;
+    for (const auto& j : jobs_)
+      if (j.fax_id() == fax) out.push_back(&j);
+    return out;
+  }
+  std::vector<const v1::DeliveryEvent*> EventsOf(const std::string& fax) const {
+    std::vector<const v1::DeliveryEvent*> out;
+    for (const auto& e : events_)
+      if (e.fax_id() == fax) out.push_back(&e);
+    return out;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<bus::Bus> bus_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<bus::Producer> producer_;
+  std::unique_ptr<bus::Consumer> reader_;
+  std::vector<v1::OutboundJob> jobs_;
+  std::vector<v1::DeliveryEvent> events_;
+  std::vector<bus::Record> dlq_;
+};
+
+TEST_F(ImagingWorkerTest, RendersJobsFailsBadDocumentsDeadLettersJunkAndKeepsServing) {
+  const std::string pdf = PutDoc("sample.pdf");
+  const std::string corrupt = PutDoc("corrupt.pdf");
+  const std::string text = PutDoc("hello.txt");
+  Submit("fax_a", MakeSubmission("fax_a", pdf, 2).SerializeAsString());
+  Submit("fax_b", MakeSubmission("fax_b", corrupt, 2).SerializeAsString());
+  Submit("fax_c", "\xff\xff\xff not a protobuf", /*with_schema=*/false);
+
+  prometheus::Registry registry;
+  ImagingWorker worker(Options(), *bus_, *blobs_, registry, SystemClock::Instance());
+  ASSERT_TRUE(worker.Start().ok());
+  ReadUntil([&] { return jobs_.size() >= 2 && events_.size() >= 3 && !dlq_.empty(); });
+  ASSERT_TRUE(worker.status().ok()) << worker.status().ToString();
+  // After the failure, a submission on the same partition (same thread) is still served.
+  auto count = bus_->PartitionCount(std::string(bus::topic::kSubmissions));
+  ASSERT_TRUE(count.ok());
+  std::string fax_d = "fax_d";
+  for (int i = 0; bus::PartitionForKey(fax_d, *count) != bus::PartitionForKey("fax_b", *count); ++i)
+    fax_d = "fax_d" + std::to_string(i);
+  Submit(fax_d, MakeSubmission(fax_d, text, 1).SerializeAsString());
+  ReadUntil([&] { return !JobsOf(fax_d).empty(); });
+
+  // fax_a: one job per recipient, same 4 stored, sendable pages, one Rendered event.
+  auto a = JobsOf("fax_a");
+  ASSERT_EQ(a.size(), 2u);
+  std::map<std::string, std::string> job_numbers;
+  for (const auto* job : a) {
+    job_numbers[job->job_id()] = job->number();
+    EXPECT_EQ(job->tenant(), "acme");
+    EXPECT_EQ(job->resolution(), v1::RESOLUTION_FINE);
+    EXPECT_EQ(job->tsi(), "+15550000000");
+    EXPECT_EQ(job->header_text(), "faxflow test");
+    EXPECT_EQ(job->priority(), 5);
+    EXPECT_EQ(job->submitted_at_ms(), 1'700'000'000'000);
+    EXPECT_GT(job->rendered_at_ms(), 0);
+    ASSERT_EQ(job->pages_size(), 4);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(job->pages(i).blob_id(), a[0]->pages(i).blob_id());
+  }
+  EXPECT_EQ(job_numbers["rcp_fax_a_0"], "+15551230000");
+  EXPECT_EQ(job_numbers["rcp_fax_a_1"], "+15551230001");
+  std::vector<pages::Bitmap> rendered;
+  for (const auto& ref : a[0]->pages()) {
+    auto page = blobs_->Get(ref.blob_id());
+    ASSERT_TRUE(page.ok()) << ref.blob_id();
+    auto format = pages::ValidateFaxPage(*page);
+    ASSERT_TRUE(format.ok()) << format.status().ToString();
+    EXPECT_EQ(format->length, 2292u);
+    auto bm = pages::DecodePages(*page);
+    ASSERT_TRUE(bm.ok());
+    EXPECT_GT((*bm)[0].BlackPixels(), 1000u);
+    rendered.push_back((*bm)[0]);
+  }
+  EXPECT_FALSE(pages::ComparePages({rendered[0]}, {rendered[1]}).ok());  // distinct pages, in order
+  auto ea = EventsOf("fax_a");
+  ASSERT_EQ(ea.size(), 1u);
+  ASSERT_TRUE(ea[0]->has_rendered());
+  EXPECT_EQ(ea[0]->rendered().page_count(), 4);
+  EXPECT_GT(ea[0]->rendered().render_seconds(), 0);
+  EXPECT_TRUE(ea[0]->recipient_id().empty());
+  EXPECT_EQ(ea[0]->site(), "test");
+  EXPECT_TRUE(LooksLikeId(ea[0]->event_id(), "evt"));
+
+  // fax_b: no jobs, a terminal FAILED document_error event per recipient.
+  EXPECT_TRUE(JobsOf("fax_b").empty());
+  auto eb = EventsOf("fax_b");
+  ASSERT_EQ(eb.size(), 2u);
+  for (const auto* ev : eb) {
+    ASSERT_TRUE(ev->has_result());
+    EXPECT_EQ(ev->result().state(), v1::STATE_FAILED);
+    EXPECT_EQ(ev->result().reason(), v1::REASON_DOCUMENT_ERROR);
+    EXPECT_TRUE(ev->result().terminal());
+    EXPECT_EQ(ev->result().pages_total(), 0);
+    EXPECT_NE(ev->result().detail().find("ghostscript rejected the document"), std::string::npos)
+        << ev->result().detail();
+    EXPECT_FALSE(ev->recipient_id().empty());
+  }
+
+  // fax_c: the original bytes in the DLQ, with reason and origin.
+  ASSERT_EQ(dlq_.size(), 1u);
+  const bus::Record& dead = dlq_.front();
+  EXPECT_EQ(dead.key, "fax_c");
+  EXPECT_EQ(dead.value, "\xff\xff\xff not a protobuf");
+  EXPECT_NE(HeaderOf(dead, bus::header::kReason).find("undecodable"), std::string::npos);
+  EXPECT_EQ(HeaderOf(dead, bus::header::kOrigin).rfind("fax.submissions/", 0), 0u);
+
+  // fax_d (after the failures): served.
+  auto d = JobsOf(fax_d);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_GE(d[0]->pages_size(), 2);
+
+  // Every submission offset is committed for the imaging group.
+  auto check = bus_->NewConsumer({std::string(bus::group::kImaging), "check", true});
+  ASSERT_TRUE(check.ok());
+  auto parts = bus::AllPartitions(*bus_, std::string(bus::topic::kSubmissions));
+  ASSERT_TRUE(parts.ok());
+  bool all_committed = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!all_committed && std::chrono::steady_clock::now() < deadline) {
+    all_committed = true;
+    for (const auto& tp : *parts) {
+      auto end = (*check)->EndOffset(tp);
+      auto committed = (*check)->Committed(tp);
+      ASSERT_TRUE(end.ok() && committed.ok());
+      if (*end > 0 && committed->value_or(0) != *end) all_committed = false;
+    }
+  }
+  EXPECT_TRUE(all_committed);
+
+  std::string metrics = SerializeMetrics(registry);
+  EXPECT_NE(metrics.find("faxflow_imaging_renders_total{outcome=\"ok\"} 2"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("faxflow_imaging_renders_total{outcome=\"document_error\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("faxflow_imaging_dead_letters_total 1"), std::string::npos);
+  worker.Stop();
+
+  // A restarted worker (same transactional ids) does not redo committed submissions: after a
+  // new submission is served, fax_a still has exactly its two jobs.
+  ImagingWorker second(Options(), *bus_, *blobs_, registry, SystemClock::Instance());
+  ASSERT_TRUE(second.Start().ok());
+  // Two documents: their pages are concatenated in order.
+  v1::Submission e = MakeSubmission("fax_e", pdf, 1);
+  const std::string tiff = PutDoc("fax-page.tif");
+  e.add_documents()->set_blob_id(tiff);
+  Submit("fax_e", e.SerializeAsString());
+  ReadUntil([&] { return !JobsOf("fax_e").empty(); });
+  ASSERT_EQ(JobsOf("fax_e").size(), 1u);
+  const auto* je = JobsOf("fax_e")[0];
+  ASSERT_EQ(je->pages_size(), 5);
+  // Same document, same pages: content addressing stores them once.
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(je->pages(i).blob_id(), a[0]->pages(i).blob_id());
+  auto last = blobs_->Get(je->pages(4).blob_id());
+  ASSERT_TRUE(last.ok());
+  auto last_bm = pages::DecodePages(*last);
+  auto tiff_bm = pages::DecodePages(ReadData("fax-page.tif"));
+  ASSERT_TRUE(last_bm.ok() && tiff_bm.ok());
+  EXPECT_TRUE(pages::ComparePages(*tiff_bm, *last_bm).ok());
+  EXPECT_EQ(JobsOf("fax_a").size(), 2u);
+  EXPECT_EQ(EventsOf("fax_b").size(), 2u);
+  second.Stop();
+  EXPECT_TRUE(second.status().ok());
+}
+
+TEST_F(ImagingWorkerTest, OnlyOwnedPartitionsAreServed) {
+  const std::string pdf = PutDoc("fax-page.tif");
+  auto count = bus_->PartitionCount(std::string(bus::topic::kSubmissions));
+  ASSERT_TRUE(count.ok());
+  ASSERT_GE(*count, 2) << "needs a multi-partition fax.submissions";
+  // Two fax ids on different partitions.
+  std::string in_owned, in_other;
+  for (int i = 0; in_owned.empty() || in_other.empty(); ++i) {
+    std::string id = "fax_p" + std::to_string(i);
+    (bus::PartitionForKey(id, *count) == 0 ? in_owned : in_other) = id;
+  }
+  ImagingOptions o = Options();
+  o.partitions = {0};
+  prometheus::Registry registry;
+  ImagingWorker worker(o, *bus_, *blobs_, registry, SystemClock::Instance());
+  ASSERT_TRUE(worker.Start().ok());
+  Submit(in_other, MakeSubmission(in_other, pdf, 1).SerializeAsString());
+  Submit(in_owned, MakeSubmission(in_owned, pdf, 1).SerializeAsString());
+  ReadUntil([&] { return !JobsOf(in_owned).empty(); });
+  ASSERT_EQ(JobsOf(in_owned).size(), 1u);
+  EXPECT_TRUE(JobsOf(in_other).empty());
+  // Taking over the other partition serves the waiting submission.
+  worker.SetPartitions({});
+  ReadUntil([&] { return !JobsOf(in_other).empty(); });
+  EXPECT_EQ(JobsOf(in_other).size(), 1u);
+  worker.Stop();
+}
+
+// Fails the first `failures` Puts with a retryable error, then delegates to the real store.
+class FlakyBlobStore final : public BlobStore {
+ public:
+  FlakyBlobStore(BlobStore& real, int failures) : real_(real), failures_(failures) {}
+  Result<std::string> Put(std::string_view content) override {
+    if (failures_.fetch_sub(1) > 0) return Status::Retryable(Code::kUnavailable, "injected: blob store unavailable");
+    return real_.Put(content);
+  }
+  Result<std::string> Get(std::string_view id) override { return real_.Get(id); }
+  Result<bool> Exists(std::string_view id) override { return real_.Exists(id); }
+  Result<int64_t> CollectGarbage(int64_t cutoff_ms,
+                                 const std::function<bool(std::string_view id)>& referenced) override {
+    return real_.CollectGarbage(cutoff_ms, referenced);
+  }
+
+ private:
+  BlobStore& real_;
+  std::atomic<int> failures_;
+};
+
+TEST_F(ImagingWorkerTest, RetryableStoreErrorsAreRetriedWithoutDuplicates) {
+  const std::string doc = PutDoc("fax-page.tif");
+  FlakyBlobStore flaky(*blobs_, 3);
+  ImagingOptions o = Options();
+  o.retry_backoff_initial = std::chrono::milliseconds(10);
+  prometheus::Registry registry;
+  ImagingWorker worker(o, *bus_, flaky, registry, SystemClock::Instance());
+  ASSERT_TRUE(worker.Start().ok());
+  Submit("fax_r", MakeSubmission("fax_r", doc, 2).SerializeAsString());
+  ReadUntil([&] { return JobsOf("fax_r").size() >= 2 && !EventsOf("fax_r").empty(); });
+  EXPECT_EQ(JobsOf("fax_r").size(), 2u);
+  EXPECT_EQ(EventsOf("fax_r").size(), 1u);
+  std::string metrics = SerializeMetrics(registry);
+  EXPECT_NE(metrics.find("faxflow_imaging_renders_total{outcome=\"retry\"} 3"), std::string::npos) << metrics;
+  worker.Stop();
+  EXPECT_TRUE(worker.status().ok());
+}
+
+TEST_F(ImagingWorkerTest, FencedProducerStopsTheThreadFatally) {
+  const std::string doc = PutDoc("fax-page.tif");
+  ImagingOptions o = Options();
+  o.threads = 1;
+  prometheus::Registry registry;
+  ImagingWorker worker(o, *bus_, *blobs_, registry, SystemClock::Instance());
+  ASSERT_TRUE(worker.Start().ok());
+  // A newer producer with the worker's transactional id (a zombie's replacement) fences it.
+  auto newer = bus_->NewTransactionalProducer("faxflow-imaging-test-0");
+  ASSERT_TRUE(newer.ok());
+  Submit("fax_f", MakeSubmission("fax_f", doc, 1).SerializeAsString());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (worker.status().ok() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(worker.status().code(), Code::kFenced) << worker.status().ToString();
+  worker.Stop();
+  ReadUntil([] { return false; }, std::chrono::seconds(1));
+  EXPECT_TRUE(JobsOf("fax_f").empty());  // the fenced transaction never became visible
+}
+
+}  // namespace
+}  // namespace faxflow::imaging

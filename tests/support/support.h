@@ -1,0 +1,76 @@
+// Helpers for tests that run real processes: temp dirs, child processes (faxflow roles),
+// awaiting conditions with a deadline (never fixed sleeps), free ports, HTTP calls.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace faxflow::testing {
+
+// Root of the source tree (tests find tests/data there) and the faxflow binary under test.
+std::string SourceDir();
+std::string FaxflowBinary();
+std::string DataFile(const std::string& name);  // SourceDir()/tests/data/<name>
+std::string ReadFileOrDie(const std::string& path);
+
+// A fresh directory under $TMPDIR; removed by the destructor unless FAXFLOW_KEEP_TEST_DIRS is set.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "faxflow-test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Polls `condition` every `interval` until it is true (returns true) or `timeout` passes (false).
+bool Await(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+           std::chrono::milliseconds interval = std::chrono::milliseconds(50));
+
+// A TCP port that was free a moment ago on 127.0.0.1.
+int FreePort();
+
+// A child process with stdout+stderr going to a log file. The destructor kills it (SIGKILL).
+class ChildProcess {
+ public:
+  ChildProcess(std::vector<std::string> argv, std::string log_path,
+               std::map<std::string, std::string> env = {});
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool Running();
+  void Signal(int sig);
+  // Waits for exit up to `timeout`; returns the wait status, or -1 on timeout.
+  int Wait(std::chrono::milliseconds timeout);
+  std::string Log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
+struct HttpResponse {
+  int status = 0;  // 0: no connection
+  std::string body;
+};
+HttpResponse HttpGet(int port, const std::string& path);
+struct FormPart {
+  std::string name;
+  std::string content;
+  std::string filename;  // empty for plain fields
+};
+HttpResponse HttpPostForm(int port, const std::string& path, const std::vector<FormPart>& parts);
+
+}  // namespace faxflow::testing

@@ -1,0 +1,66 @@
+#include "topics/lag_monitor.h"
+
+#include "common/log.h"
+
+namespace faxflow::bus {
+
+LagMonitor::LagMonitor(Bus& bus, std::vector<Watch> watches, prometheus::Registry& registry,
+                       std::chrono::milliseconds interval)
+    : bus_(bus), watches_(std::move(watches)),
+      family_(prometheus::BuildGauge()
+                  .Name("faxflow_bus_queue_depth")
+                  .Help("Records produced to a topic and not yet committed by a consumer group (records).")
+                  .Register(registry)),
+      interval_(interval) {
+  for (const auto& w : watches_) gauges_.push_back(&family_.Add({{"topic", w.topic}, {"group", w.group}}));
+}
+
+LagMonitor::~LagMonitor() { Stop(); }
+
+Status LagMonitor::Start() {
+  for (const auto& w : watches_) {
+    FF_ASSIGN_OR_RETURN(auto c, bus_.NewConsumer({w.group, "lag-monitor", true}));
+    consumers_.push_back(std::move(c));
+  }
+  Refresh().IgnoreError();  // the first refresh may race topic creation; the loop retries
+  thread_ = std::thread([this] {
+    auto log = Logger("bus");
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      cv_.wait_for(lock, interval_, [this] { return stop_; });
+      if (stop_) break;
+      lock.unlock();
+      auto r = Refresh();
+      if (!r.ok()) FF_LOG_DEBUG(log, "queue depth refresh failed: {}", r.status().ToString());
+      lock.lock();
+    }
+  });
+  return Status::Ok();
+}
+
+void LagMonitor::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Result<std::vector<int64_t>> LagMonitor::Refresh() {
+  std::vector<int64_t> depths;
+  for (size_t i = 0; i < watches_.size() && i < consumers_.size(); ++i) {
+    FF_ASSIGN_OR_RETURN(auto parts, AllPartitions(bus_, watches_[i].topic));
+    int64_t depth = 0;
+    for (const auto& tp : parts) {
+      FF_ASSIGN_OR_RETURN(int64_t end, consumers_[i]->EndOffset(tp));
+      FF_ASSIGN_OR_RETURN(auto committed, consumers_[i]->Committed(tp));
+      depth += std::max<int64_t>(0, end - committed.value_or(0));
+    }
+    gauges_[i]->Set(static_cast<double>(depth));
+    depths.push_back(depth);
+  }
+  return depths;
+}
+
+}  // namespace faxflow::bus

@@ -1,0 +1,56 @@
+// Queue depth per (topic, consumer group): records produced but not yet committed by the group,
+// summed over partitions. Works on any Bus through the contract (EndOffset and Committed), so
+// the same gauge means the same on the embedded bus and on Kafka.
+//
+// Exposed as faxflow_bus_queue_depth{topic, group} (records). Lifecycle: Start() spawns a thread
+// that refreshes every `interval`; Stop() joins it. Threading: the gauges are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include "topics/bus.h"
+
+namespace faxflow::bus {
+
+class LagMonitor {
+ public:
+  struct Watch {
+    std::string topic;
+    std::string group;
+  };
+  LagMonitor(Bus& bus, std::vector<Watch> watches, prometheus::Registry& registry,
+             std::chrono::milliseconds interval = std::chrono::seconds(2));
+  ~LagMonitor();
+  LagMonitor(const LagMonitor&) = delete;
+  LagMonitor& operator=(const LagMonitor&) = delete;
+
+  Status Start();
+  void Stop();
+  // Recomputes every gauge now; returns the depth of each watch in order.
+  Result<std::vector<int64_t>> Refresh();
+
+ private:
+  Bus& bus_;
+  std::vector<Watch> watches_;
+  prometheus::Family<prometheus::Gauge>& family_;
+  std::vector<prometheus::Gauge*> gauges_;
+  std::vector<std::unique_ptr<Consumer>> consumers_;  // one per watch, never assigned
+  std::chrono::milliseconds interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace faxflow::bus

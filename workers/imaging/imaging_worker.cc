@@ -1,0 +1,376 @@
+#include "workers/imaging/imaging_worker.h"
+
+#include <algorithm>
+#include <map>
+
+#include "common/ids.h"
+#include "common/log.h"
+#include "schemas/event.pb.h"
+#include "schemas/job.pb.h"
+#include "schemas/submission.pb.h"
+#include "topics/catalogue.h"
+#include "workers/imaging/sniff.h"
+
+namespace faxflow::imaging {
+namespace {
+
+Status DocError(std::string message) { return Status::Permanent(Code::kDocumentError, std::move(message)); }
+
+template <typename Proto>
+bus::Message MakeMessage(std::string_view topic, std::string key, const Proto& proto) {
+  bus::Message m;
+  m.topic = std::string(topic);
+  m.key = std::move(key);
+  m.value = proto.SerializeAsString();
+  m.headers.push_back({std::string(bus::header::kSchema), proto.GetDescriptor()->full_name()});
+  return m;
+}
+
+RenderRequest RequestFor(const v1::FaxOptions& o) {
+  RenderRequest r;
+  r.resolution = o.resolution() == v1::RESOLUTION_NORMAL ? FaxResolution::kNormal : FaxResolution::kFine;
+  r.paper = o.paper() == v1::PAPER_LETTER ? PaperSize::kLetter : PaperSize::kA4;
+  return r;
+}
+
+// Why a decodable record is still not a submission we can work on; empty if it is fine.
+std::string InvalidSubmission(const v1::Submission& s) {
+  if (s.fax_id().empty()) return "submission without fax_id";
+  if (s.recipients().empty()) return "submission without recipients";
+  if (s.documents().empty()) return "submission without documents";
+  for (const auto& r : s.recipients())
+    if (r.recipient_id().empty() || r.number().empty()) return "recipient without id or number";
+  return "";
+}
+
+// Decrements a gauge on scope exit.
+class InFlight {
+ public:
+  explicit InFlight(prometheus::Gauge& g) : g_(g) { g_.Increment(); }
+  ~InFlight() { g_.Decrement(); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  prometheus::Gauge& g_;
+};
+
+}  // namespace
+
+ImagingOptions ImagingOptions::FromConfig(const Config& config) {
+  ImagingOptions o;
+  if (config.imaging_workers > 0) o.threads = static_cast<int>(config.imaging_workers);
+  o.renderer = RendererOptions::FromConfig(config);
+  if (!config.site.empty()) o.site = config.site;
+  return o;
+}
+
+struct ImagingWorker::Thread {
+  int index = 0;
+  std::string transactional_id;
+  std::unique_ptr<bus::Consumer> consumer;
+  std::unique_ptr<bus::TransactionalProducer> producer;
+  uint64_t assigned_generation = 0;
+  std::thread thread;
+};
+
+ImagingWorker::ImagingWorker(ImagingOptions options, bus::Bus& bus, BlobStore& blobs,
+                             prometheus::Registry& registry, Clock& clock)
+    : options_(std::move(options)),
+      bus_(bus),
+      blobs_(blobs),
+      clock_(clock),
+      metrics_(registry),
+      renderer_(options_.renderer, clock),
+      partitions_(options_.partitions) {
+  if (options_.threads < 1) options_.threads = 1;
+}
+
+ImagingWorker::~ImagingWorker() { Stop(); }
+
+Status ImagingWorker::Start() {
+  if (started_) return Status::Permanent(Code::kFailedPrecondition, "imaging worker already started");
+  FF_RETURN_IF_ERROR(renderer_.CheckGhostscript());
+  FF_ASSIGN_OR_RETURN(partition_count_, bus_.PartitionCount(std::string(bus::topic::kSubmissions)));
+  std::string prefix = "faxflow-imaging-" + options_.site + (options_.instance.empty() ? "" : "-" + options_.instance);
+  for (int i = 0; i < options_.threads; ++i) {
+    auto t = std::make_unique<Thread>();
+    t->index = i;
+    t->transactional_id = prefix + "-" + std::to_string(i);
+    bus::ConsumerOptions co;
+    co.group = std::string(bus::group::kImaging);
+    co.client_id = t->transactional_id;
+    co.read_committed = true;
+    FF_ASSIGN_OR_RETURN(t->consumer, bus_.NewConsumer(co));
+    FF_ASSIGN_OR_RETURN(t->producer, bus_.NewTransactionalProducer(t->transactional_id));
+    threads_.push_back(std::move(t));
+  }
+  started_ = true;
+  for (auto& t : threads_) {
+    Thread* raw = t.get();
+    t->thread = std::thread([this, raw] { Run(*raw); });
+  }
+  FF_LOG_INFO(Logger("imaging"), "imaging worker started: {} threads, {} partitions of {}", options_.threads,
+              partition_count_, bus::topic::kSubmissions);
+  return Status::Ok();
+}
+
+void ImagingWorker::Stop() {
+  stop_.store(true);
+  for (auto& t : threads_)
+    if (t->thread.joinable()) t->thread.join();
+}
+
+void ImagingWorker::SetPartitions(std::vector<int32_t> partitions) {
+  {
+    std::lock_guard lock(mu_);
+    partitions_ = std::move(partitions);
+  }
+  partitions_generation_.fetch_add(1);
+}
+
+Status ImagingWorker::status() const {
+  std::lock_guard lock(mu_);
+  return fatal_;
+}
+
+void ImagingWorker::SetFatal(const Status& s) {
+  std::lock_guard lock(mu_);
+  if (fatal_.ok()) fatal_ = s;
+}
+
+std::vector<bus::TopicPartition> ImagingWorker::ShareOf(int index) {
+  std::vector<int32_t> owned;
+  {
+    std::lock_guard lock(mu_);
+    owned = partitions_;
+  }
+  if (owned.empty())
+    for (int32_t p = 0; p < partition_count_; ++p) owned.push_back(p);
+  std::vector<bus::TopicPartition> share;
+  for (int32_t p : owned)
+    if (p >= 0 && p % options_.threads == index) share.push_back({std::string(bus::topic::kSubmissions), p});
+  return share;
+}
+
+void ImagingWorker::Backoff(std::chrono::milliseconds delay) {
+  // Sleeps in slices so Stop() is honoured within ~100 ms.
+  auto deadline = clock_.Monotonic() + delay;
+  while (!stop_.load() && clock_.Monotonic() < deadline)
+    clock_.SleepUntil(std::min(deadline, clock_.Monotonic() + std::chrono::milliseconds(100)));
+}
+
+void ImagingWorker::Run(Thread& t) {
+  auto log = Logger("imaging");
+  auto backoff = options_.retry_backoff_initial;
+  while (!stop_.load()) {
+    uint64_t generation = partitions_generation_.load();
+    if (generation != t.assigned_generation) {
+      Status s = t.consumer->Assign(ShareOf(t.index));
+      if (!s.ok()) {
+        FF_LOG_WARN(log, "{}: assign failed: {}", t.transactional_id, s.ToString());
+        if (s.fatal()) {
+          SetFatal(s);
+          return;
+        }
+        Backoff(backoff);
+        backoff = std::min(backoff * 2, options_.retry_backoff_max);
+        continue;
+      }
+      t.assigned_generation = generation;
+    }
+    if (t.consumer->Assignment().empty()) {
+      Backoff(options_.poll_timeout);
+      continue;
+    }
+    // One record at a time: Stop() waits for at most one document.
+    auto polled = t.consumer->Poll(options_.poll_timeout, 1);
+    if (!polled.ok()) {
+      FF_LOG_WARN(log, "{}: poll failed: {}", t.transactional_id, polled.status().ToString());
+      if (polled.status().fatal()) {
+        SetFatal(polled.status());
+        return;
+      }
+      Backoff(backoff);
+      backoff = std::min(backoff * 2, options_.retry_backoff_max);
+      continue;
+    }
+    for (const auto& record : *polled) {
+      auto delay = options_.retry_backoff_initial;
+      while (true) {
+        Status s = ProcessRecord(t, record);
+        if (s.ok()) break;
+        if (s.fatal() || s.code() == Code::kFenced) {
+          FF_LOG_ERROR(log, "{}: FATAL, thread stops: {} ({}/{}/{})", t.transactional_id, s.ToString(), record.topic,
+                       record.partition, record.offset);
+          SetFatal(s);
+          return;
+        }
+        metrics_.renders_retry.Increment();
+        FF_LOG_WARN(log, "{}: retrying {}/{}/{} in {} ms: {}", t.transactional_id, record.topic, record.partition,
+                    record.offset, delay.count(), s.ToString());
+        Backoff(delay);
+        delay = std::min(delay * 2, options_.retry_backoff_max);
+        if (stop_.load()) return;  // not committed: redelivered to the next owner
+      }
+    }
+    backoff = options_.retry_backoff_initial;
+  }
+}
+
+Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
+  auto log = Logger("imaging");
+  bus::TransactionalProducer& tx = *t.producer;
+  const std::vector<bus::TopicPartitionOffset> next = {{record.tp(), record.offset + 1}};
+  const std::string group(bus::group::kImaging);
+  // Runs `sends` and the offset in one transaction; aborts on any failure.
+  auto transact = [&](const std::vector<bus::Message>& sends) -> Status {
+    FF_RETURN_IF_ERROR(tx.Begin());
+    Status s;
+    for (const auto& m : sends) {
+      s = tx.Send(m);
+      if (!s.ok()) break;
+    }
+    if (s.ok()) s = tx.SendOffsets(group, next);
+    if (s.ok()) s = tx.Commit();
+    if (!s.ok() && s.code() != Code::kFenced) {
+      Status a = tx.Abort();
+      if (!a.ok()) FF_LOG_WARN(log, "{}: abort failed: {}", t.transactional_id, a.ToString());
+    }
+    return s;
+  };
+
+  v1::Submission sub;
+  std::string invalid;
+  const std::string* schema = record.header(bus::header::kSchema);
+  if (schema && *schema != v1::Submission::descriptor()->full_name()) {
+    invalid = "unexpected schema " + *schema;
+  } else if (!sub.ParseFromString(record.value)) {
+    invalid = "undecodable faxflow.v1.Submission";
+  } else {
+    invalid = InvalidSubmission(sub);
+  }
+  if (!invalid.empty()) {
+    bus::Message dlq;
+    dlq.topic = std::string(bus::topic::kDeadLetter);
+    dlq.key = record.key;
+    dlq.value = record.value;
+    dlq.headers = record.headers;
+    dlq.headers.push_back({std::string(bus::header::kReason), invalid});
+    dlq.headers.push_back({std::string(bus::header::kOrigin), record.topic + "/" + std::to_string(record.partition) +
+                                                                  "/" + std::to_string(record.offset)});
+    FF_RETURN_IF_ERROR(transact({dlq}));
+    metrics_.dead_letters.Increment();
+    FF_LOG_WARN(log, "{}/{}/{} moved to {}: {}", record.topic, record.partition, record.offset,
+                bus::topic::kDeadLetter, invalid);
+    return Status::Ok();
+  }
+
+  InFlight in_flight(metrics_.documents_in_flight);
+  auto start = clock_.Monotonic();
+  const RenderRequest request = RequestFor(sub.options());
+  std::vector<std::string> pages;
+  Status failure;
+  for (int i = 0; i < sub.documents_size() && failure.ok(); ++i) {
+    const auto& doc = sub.documents(i);
+    std::string which = sub.documents_size() > 1 ? "document " + std::to_string(i + 1) + ": " : "";
+    auto content = blobs_.Get(doc.blob_id());
+    if (!content.ok()) {
+      const Status& s = content.status();
+      if (s.code() == Code::kNotFound)
+        failure = DocError(which + "document content not found in the blob store");
+      else if (s.code() == Code::kCorruption)
+        failure = DocError(which + "stored document is corrupt: " + s.message());
+      else
+        return s.WithContext("blob store");
+      break;
+    }
+    auto type = DetectDocumentType(*content);
+    if (!type.ok()) {
+      if (type.status().permanent()) failure = DocError(which + type.status().message());
+      else return type.status();
+      break;
+    }
+    auto rendered = renderer_.Render(*content, *type, request);
+    if (!rendered.ok()) {
+      if (rendered.status().code() == Code::kDocumentError) failure = DocError(which + rendered.status().message());
+      else return rendered.status().WithContext("render");
+      break;
+    }
+    for (auto& p : rendered->pages) pages.push_back(std::move(p));
+    if (static_cast<int>(pages.size()) > options_.renderer.max_pages)
+      failure = DocError("document has more than " + std::to_string(options_.renderer.max_pages) + " pages");
+  }
+  double seconds = std::chrono::duration<double>(clock_.Monotonic() - start).count();
+  const int64_t now_ms = clock_.NowMillis();
+
+  if (!failure.ok()) {
+    std::vector<bus::Message> sends;
+    for (const auto& r : sub.recipients()) {
+      v1::DeliveryEvent ev;
+      ev.set_event_id(NewId("evt", now_ms));
+      ev.set_fax_id(sub.fax_id());
+      ev.set_recipient_id(r.recipient_id());
+      ev.set_tenant(sub.tenant());
+      ev.set_at_ms(now_ms);
+      ev.set_site(options_.site);
+      auto* res = ev.mutable_result();
+      res->set_state(v1::STATE_FAILED);
+      res->set_reason(v1::REASON_DOCUMENT_ERROR);
+      res->set_terminal(true);
+      res->set_detail(failure.message());
+      res->set_pages_total(0);
+      sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(), ev));
+    }
+    FF_RETURN_IF_ERROR(transact(sends));
+    metrics_.renders_document_error.Increment();
+    FF_LOG_INFO(log, "{}: document error for {} recipient(s): {}", sub.fax_id(), sub.recipients_size(),
+                failure.message());
+    return Status::Ok();
+  }
+
+  std::vector<std::string> page_ids;
+  page_ids.reserve(pages.size());
+  for (const auto& p : pages) {
+    auto id = blobs_.Put(p);
+    if (!id.ok()) return id.status().WithContext("storing page");
+    page_ids.push_back(std::move(*id));
+  }
+
+  std::vector<bus::Message> sends;
+  for (const auto& r : sub.recipients()) {
+    v1::OutboundJob job;
+    job.set_job_id(r.recipient_id());
+    job.set_fax_id(sub.fax_id());
+    job.set_tenant(sub.tenant());
+    job.set_number(r.number());
+    for (const auto& id : page_ids) job.add_pages()->set_blob_id(id);
+    job.set_resolution(request.resolution == FaxResolution::kNormal ? v1::RESOLUTION_NORMAL : v1::RESOLUTION_FINE);
+    job.set_tsi(sub.options().tsi());
+    job.set_header_text(sub.options().header_text());
+    job.set_priority(sub.options().priority());
+    job.set_submitted_at_ms(sub.submitted_at_ms());
+    job.set_rendered_at_ms(now_ms);
+    sends.push_back(MakeMessage(bus::topic::kJobs, r.number(), job));
+  }
+  v1::DeliveryEvent ev;
+  ev.set_event_id(NewId("evt", now_ms));
+  ev.set_fax_id(sub.fax_id());
+  ev.set_tenant(sub.tenant());
+  ev.set_at_ms(now_ms);
+  ev.set_site(options_.site);
+  ev.mutable_rendered()->set_page_count(static_cast<int32_t>(page_ids.size()));
+  ev.mutable_rendered()->set_render_seconds(seconds);
+  for (const auto& id : page_ids) ev.mutable_rendered()->add_page_blob_ids(id);
+  sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(), ev));
+  FF_RETURN_IF_ERROR(transact(sends));
+
+  metrics_.renders_ok.Increment();
+  metrics_.render_seconds.Observe(seconds);
+  metrics_.pages.Increment(static_cast<double>(page_ids.size()));
+  FF_LOG_INFO(log, "{}: rendered {} page(s) in {:.3f} s for {} recipient(s)", sub.fax_id(), page_ids.size(), seconds,
+              sub.recipients_size());
+  return Status::Ok();
+}
+
+}  // namespace faxflow::imaging

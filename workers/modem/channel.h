@@ -1,0 +1,91 @@
+// A modem channel: runs one attempt (one call) of an outbound job on a line.
+//
+// For the ModemWorker, which owns N channels (one thread each). An attempt: fetch the job's
+// page blobs from the BlobStore, join the pages from the start page into a temporary
+// multi-page TIFF (pages::JoinPages), run the `before_dial` hook (the worker writes its dial
+// ledger there), dial through the LineDriver, run the T.30 session until phase E, a hang-up or
+// the watchdog (line time > call_timeout_seconds, or the wall-clock cap), and report every
+// confirmed page as it happens. Returns a typed AttemptOutcome (classification included).
+//
+// Errors vs outcomes: a document that cannot be sent (missing/corrupt blob, invalid page) is an
+// outcome (failed + document_error, not dialled; before_dial still runs so the ledger records
+// the attempt); only transient failures before dialling (blob store unavailable, temp file I/O)
+// or a failing before_dial hook come back as an error Status, with nothing dialled.
+//
+// Threading: one thread at a time (the channel's worker thread).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "schemas/job.pb.h"
+#include "storage/blob_store.h"
+#include "workers/modem/fax_call.h"
+#include "workers/modem/line_driver.h"
+#include "workers/modem/outcome.h"
+
+namespace faxflow::modem {
+
+struct ChannelOptions {
+  std::string name = "sim-0";        // shown in AttemptStarted events and logs
+  std::string work_dir;              // temporary TIFFs (required)
+  std::string local_ident = "faxflow";  // TSI when the job sets none
+  double call_timeout_seconds = 900;    // watchdog, line time
+  double wall_timeout_seconds = 0;      // wall-clock cap; 0 = call timeout + 60 s
+  bool ecm = true;
+  int modems = kModemAll;
+};
+
+struct AttemptPlan {
+  int32_t attempt = 1;
+  int32_t first_page = 1;  // 1-based; pages before it were confirmed by earlier attempts
+};
+
+struct AttemptOutcome {
+  int32_t attempt = 0;
+  int32_t first_page = 1;
+  bool dialled = false;
+  CallSetup setup = CallSetup::kError;
+  Classification classification;
+  int completion_code = -1;
+  std::string completion_name;  // "T30_ERR_OK"; the setup result ("busy") when not answered
+  int32_t pages_total = 0;
+  int32_t pages_confirmed_call = 0;   // confirmed in this call
+  int32_t pages_confirmed_total = 0;  // contiguous 1..n over all attempts
+  std::string remote_csid;
+  int bit_rate = 0;
+  bool ecm = false;
+  int64_t line_ms = 0;   // answered call
+  int64_t setup_ms = 0;  // ringing/busy
+  bool watchdog = false;
+  bool aborted = false;  // torn down by shutdown: not an outcome of the job, resume later
+  double wall_seconds = 0;
+};
+
+struct AttemptHooks {
+  std::function<Status()> before_dial;
+  // `page`: 1-based page of the whole fax.
+  std::function<void(int32_t page)> on_page_confirmed;
+  std::function<bool()> should_abort;
+};
+
+class Channel {
+ public:
+  Channel(ChannelOptions options, LineDriver& line, BlobStore& blobs, Clock& clock);
+  const std::string& name() const { return options_.name; }
+  Result<AttemptOutcome> RunAttempt(const v1::OutboundJob& job, const AttemptPlan& plan, const AttemptHooks& hooks);
+
+ private:
+  // The multi-page TIFF of pages first_page..n; a document problem is returned as kDocumentError.
+  Result<std::string> PrepareDocument(const v1::OutboundJob& job, int32_t first_page);
+
+  ChannelOptions options_;
+  LineDriver& line_;
+  BlobStore& blobs_;
+  Clock& clock_;
+};
+
+}  // namespace faxflow::modem

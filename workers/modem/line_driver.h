@@ -1,0 +1,73 @@
+// The seam between a modem channel and the telephone line.
+//
+// A LineDriver places calls; an answered call is a Call that carries G.711-rate audio (8 kHz,
+// 16-bit linear) in 20 ms frames of 160 samples. Line time advances by one frame per
+// Exchange(), so a simulated line runs as fast as the CPU allows and is deterministic
+// (independent of wall time); a real line (t38, sip: later) paces itself in real time. The
+// channel drives the SpanDSP session from the frames, whatever the driver.
+//
+// For whom: workers/modem (Channel) and the line drivers (sim now; t38 and sip later).
+//
+// Threading: a LineDriver is thread-safe (channels dial concurrently). A Call is used by one
+// thread (its channel) from Dial to destruction.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "common/status.h"
+
+namespace faxflow::modem {
+
+inline constexpr int kSampleRate = 8000;
+inline constexpr int kFrameSamples = 160;  // 20 ms
+inline constexpr int64_t kFrameMillis = 20;
+
+struct CallRequest {
+  std::string number;  // E.164 destination
+  // Metadata for the simulated/test far end (which file to write, the call log); real drivers
+  // use it only for logs.
+  std::string job_id;
+  int32_t attempt = 1;
+  int32_t first_page = 1;   // 1-based page of the fax this call starts at
+  int32_t pages_total = 0;  // pages of the whole fax
+};
+
+enum class CallSetup { kAnswered, kBusy, kNoAnswer, kRejected, kError };
+
+// An answered call carrying audio. Destroying it hangs up (if not already done).
+class Call {
+ public:
+  virtual ~Call() = default;
+  // Sends one frame of our audio and receives one frame from the far end; advances line time
+  // by 20 ms. After a hang-up (either side) `rx` is silence and the call stays hung up.
+  // Errors: kIoError (retryable) when the transport fails; the channel then treats the call as
+  // hung up (T.30 is terminated and the call classified as dropped).
+  virtual Status Exchange(std::span<const int16_t, kFrameSamples> tx, std::span<int16_t, kFrameSamples> rx) = 0;
+  // True once the far end (or the network) has hung up.
+  virtual bool Hungup() const = 0;
+  // Hangs up from our side. Idempotent.
+  virtual void Hangup() = 0;
+  // Line time since the call was answered.
+  virtual int64_t LineMillis() const = 0;
+};
+
+struct DialResult {
+  CallSetup setup = CallSetup::kError;
+  std::unique_ptr<Call> call;  // set only when setup == kAnswered
+  int64_t setup_millis = 0;    // line time spent before answer (ringing), or until busy/no answer
+  std::string detail;          // e.g. "busy tone", "no answer after 60 s"
+};
+
+class LineDriver {
+ public:
+  virtual ~LineDriver() = default;
+  virtual std::string_view Name() const = 0;  // "sim", "t38", "sip"
+  // Places a call. Busy/no answer/rejected are results (DialResult::setup), not errors; an
+  // error Status means the driver itself failed (no call was placed, or its fate is unknown).
+  virtual Result<DialResult> Dial(const CallRequest& request) = 0;
+};
+
+}  // namespace faxflow::modem

@@ -1,0 +1,209 @@
+#include "workers/modem/sim_line.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "common/log.h"
+
+namespace faxflow::modem {
+namespace {
+
+std::string JsonEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '"';
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string SafeFileName(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '-' || c == '.';
+    out += ok ? c : '_';
+  }
+  if (out.empty() || out == "." || out == "..") out = "_" + out;
+  return out;
+}
+
+// A call answered by a SimFarEnd.
+class SimCall final : public Call {
+ public:
+  SimCall(SimLineDriver& line, CallRequest request, std::string behaviour, std::unique_ptr<SimFarEnd> far_end,
+          Clock& clock, bool realtime)
+      : line_(line), request_(std::move(request)), behaviour_(std::move(behaviour)), far_(std::move(far_end)),
+        realtime_(realtime), start_(clock.Monotonic()) {}
+  ~SimCall() override { Hangup(); }
+
+  Status Exchange(std::span<const int16_t, kFrameSamples> tx, std::span<int16_t, kFrameSamples> rx) override {
+    line_ms_ += kFrameMillis;
+    if (hung_up_ || far_->HungUp()) {
+      std::fill(rx.begin(), rx.end(), int16_t{0});
+    } else {
+      far_->Process(tx, rx);
+    }
+    if (realtime_) line_.Pace(start_, line_ms_);
+    return Status::Ok();
+  }
+  bool Hungup() const override { return hung_up_ || far_->HungUp(); }
+  void Hangup() override {
+    if (logged_) return;
+    hung_up_ = true;
+    logged_ = true;
+    far_->Finish();
+    SimCallRecord rec;
+    rec.number = request_.number;
+    rec.job_id = request_.job_id;
+    rec.attempt = request_.attempt;
+    rec.behaviour = behaviour_;
+    rec.pages_received = far_->PagesReceived();
+    if (rec.pages_received > 0) rec.received_path = far_->ReceivedPath();
+    rec.completion = far_->Completion();
+    rec.line_ms = line_ms_;
+    Status st = line_.AppendCallRecord(rec);
+    if (!st.ok()) {
+      static const auto logger = Logger("modem");
+      FF_LOG_ERROR(logger, "sim line: cannot append call record: {}", st.ToString());
+    }
+  }
+  int64_t LineMillis() const override { return line_ms_; }
+
+ private:
+  SimLineDriver& line_;
+  CallRequest request_;
+  std::string behaviour_;
+  std::unique_ptr<SimFarEnd> far_;
+  bool realtime_;
+  Clock::MonoTime start_;
+  int64_t line_ms_ = 0;
+  bool hung_up_ = false;
+  bool logged_ = false;
+};
+
+}  // namespace
+
+std::string ToJsonLine(const SimCallRecord& r) {
+  return "{\"number\":" + JsonEscape(r.number) + ",\"job_id\":" + JsonEscape(r.job_id) +
+         ",\"attempt\":" + std::to_string(r.attempt) + ",\"behaviour\":" + JsonEscape(r.behaviour) +
+         ",\"pages_received\":" + std::to_string(r.pages_received) +
+         ",\"received_path\":" + JsonEscape(r.received_path) + ",\"completion\":" + JsonEscape(r.completion) +
+         ",\"line_ms\":" + std::to_string(r.line_ms) + "}\n";
+}
+
+SimLineDriver::SimLineDriver(const SimLineOptions& options, SimDirectory directory, Clock& clock)
+    : options_(options), directory_(std::move(directory)), clock_(clock) {}
+
+Result<std::unique_ptr<SimLineDriver>> SimLineDriver::Create(const SimLineOptions& options, SimDirectory directory,
+                                                             Clock& clock) {
+  if (options.received_dir.empty())
+    return Status::Permanent(Code::kInvalidArgument, "sim line: received_dir is empty");
+  std::error_code ec;
+  std::filesystem::create_directories(options.received_dir, ec);
+  if (ec)
+    return Status::Retryable(Code::kIoError, "sim line: cannot create " + options.received_dir + ": " + ec.message());
+  return std::unique_ptr<SimLineDriver>(new SimLineDriver(options, std::move(directory), clock));
+}
+
+std::string SimLineDriver::CallLogPath() const { return options_.received_dir + "/calls.jsonl"; }
+
+std::string SimLineDriver::ReceivedPath(const CallRequest& r) const {
+  std::string digits = NumberDigits(r.number);
+  if (digits.empty()) digits = "unknown";
+  return options_.received_dir + "/" + digits + "/" + SafeFileName(r.job_id) + "-a" + std::to_string(r.attempt) +
+         ".tif";
+}
+
+Status SimLineDriver::AppendCallRecord(const SimCallRecord& record) {
+  const std::string line = ToJsonLine(record);
+  std::lock_guard<std::mutex> lock(log_mu_);
+  const std::string path = CallLogPath();
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::Retryable(Code::kIoError, "open " + path + ": " + std::strerror(errno));
+  size_t done = 0;
+  while (done < line.size()) {
+    ssize_t n = ::write(fd, line.data() + done, line.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      return Status::Retryable(Code::kIoError, "write " + path + ": " + std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::Retryable(Code::kIoError, "fsync " + path + ": " + std::strerror(err));
+  }
+  ::close(fd);
+  return Status::Ok();
+}
+
+void SimLineDriver::Pace(Clock::MonoTime start, int64_t line_ms) {
+  clock_.SleepUntil(start + std::chrono::milliseconds(line_ms));
+}
+
+Result<DialResult> SimLineDriver::Dial(const CallRequest& request) {
+  const FarEndBehaviour behaviour = directory_.Lookup(request.number);
+  DialResult result;
+  auto not_answered = [&](CallSetup setup, int64_t ms, std::string detail, std::string completion) -> Result<DialResult> {
+    if (options_.realtime) Pace(clock_.Monotonic(), ms);
+    SimCallRecord rec;
+    rec.number = request.number;
+    rec.job_id = request.job_id;
+    rec.attempt = request.attempt;
+    rec.behaviour = behaviour.ToString();
+    rec.completion = std::move(completion);
+    rec.line_ms = ms;
+    FF_RETURN_IF_ERROR(AppendCallRecord(rec));
+    result.setup = setup;
+    result.setup_millis = ms;
+    result.detail = std::move(detail);
+    return std::move(result);
+  };
+  switch (behaviour.kind) {
+    case FarEndKind::kBusy:
+      return not_answered(CallSetup::kBusy, options_.busy_ms, "busy", "busy");
+    case FarEndKind::kNoAnswer:
+      return not_answered(CallSetup::kNoAnswer, options_.ring_timeout_ms,
+                          "no answer after " + std::to_string(options_.ring_timeout_ms / 1000) + " s", "no_answer");
+    default:
+      break;
+  }
+  const std::string rx_path = ReceivedPath(request);
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(rx_path).parent_path(), ec);
+  if (ec) return Status::Retryable(Code::kIoError, "sim line: cannot create folder for " + rx_path);
+  FF_ASSIGN_OR_RETURN(auto far_end, SimFarEnd::Answer(behaviour, rx_path, options_.far_end));
+  if (options_.realtime) Pace(clock_.Monotonic(), options_.ring_ms);
+  result.setup = CallSetup::kAnswered;
+  result.setup_millis = options_.ring_ms;
+  result.detail = "answered (" + behaviour.ToString() + ")";
+  result.call = std::make_unique<SimCall>(*this, request, behaviour.ToString(), std::move(far_end), clock_,
+                                          options_.realtime);
+  return result;
+}
+
+}  // namespace faxflow::modem

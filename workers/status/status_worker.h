@@ -1,0 +1,62 @@
+// The status worker materialises fax status from the bus: it consumes fax.submissions and
+// fax.events (group faxflow-status) and applies every record to the StatusStore, then commits.
+// Application is idempotent, so at-least-once consumption is enough. A record that does not
+// decode goes to the dead-letter topic with the reason; nothing stops the stream.
+//
+// Lifecycle: Start() spawns one thread; Stop() asks it to finish the current batch, commit and
+// return. Threading: the store and bus are shared and thread-safe; the consumer is owned by the
+// worker thread.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "storage/status_store.h"
+#include "topics/bus.h"
+
+namespace faxflow {
+
+struct StatusWorkerMetrics {
+  explicit StatusWorkerMetrics(prometheus::Registry& registry);
+  prometheus::Counter& applied;
+  prometheus::Counter& dead_letters;
+  prometheus::Counter& errors;
+};
+
+class StatusWorker {
+ public:
+  StatusWorker(bus::Bus& bus, StatusStore& store, prometheus::Registry& registry, Clock& clock);
+  ~StatusWorker();
+  StatusWorker(const StatusWorker&) = delete;
+  StatusWorker& operator=(const StatusWorker&) = delete;
+
+  Status Start();
+  void Stop();
+
+  // Applies one record (exposed for tests). Undecodable records are dead-lettered.
+  Status Handle(const bus::Record& record);
+
+ private:
+  void Run();
+
+  bus::Bus& bus_;
+  StatusStore& store_;
+  Clock& clock_;
+  StatusWorkerMetrics metrics_;
+  std::unique_ptr<bus::Consumer> consumer_;
+  std::unique_ptr<bus::Producer> dlq_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// Produces `record` to the dead-letter topic with the reason and origin headers.
+Status DeadLetter(bus::Producer& producer, const bus::Record& record, const std::string& reason);
+
+}  // namespace faxflow

@@ -82,7 +82,11 @@ struct Pipeline::Parts {
     return Status::Ok();
   }
 
+  bool stopped = false;
+
   void Stop() {
+    if (stopped) return;
+    stopped = true;
     auto log = Logger("app");
     if (gateway) gateway->Stop();      // stop accepting first
     if (imaging) imaging->Stop();
@@ -141,6 +145,15 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
   FF_ASSIGN_OR_RETURN(p->blobs, OpenRocksBlobStore(dir + "/blobs", RocksBlobStoreOptions{},
                                                    [&clock] { return clock.NowMillis(); }));
 
+  // Static split of partitions between processes of one role (instance.index of instance.count).
+  auto owned = [&](std::string_view topic) -> Result<std::vector<int32_t>> {
+    FF_ASSIGN_OR_RETURN(int32_t n, p->bus->PartitionCount(std::string(topic)));
+    std::vector<int32_t> mine;
+    for (int32_t i = 0; i < n; ++i)
+      if (i % config.instance_count == config.instance_index) mine.push_back(i);
+    return mine;
+  };
+
   std::vector<bus::LagMonitor::Watch> watches;
   if (roles.gateway) {
     FF_ASSIGN_OR_RETURN(p->status, OpenRocksStatusStore(dir + "/status"));
@@ -149,14 +162,21 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
     watches.push_back({std::string(bus::topic::kEvents), std::string(bus::group::kStatus)});
   }
   if (roles.imaging) {
-    p->imaging = std::make_unique<imaging::ImagingWorker>(imaging::ImagingOptions::FromConfig(config), *p->bus,
-                                                          *p->blobs, *p->registry, clock);
+    auto options = imaging::ImagingOptions::FromConfig(config);
+    if (config.instance_count > 1) {
+      FF_ASSIGN_OR_RETURN(options.partitions, owned(bus::topic::kSubmissions));
+      options.instance = std::to_string(config.instance_index);
+    }
+    p->imaging = std::make_unique<imaging::ImagingWorker>(options, *p->bus, *p->blobs, *p->registry, clock);
     FF_RETURN_IF_ERROR(p->imaging->Start().WithContext("imaging worker"));
     watches.push_back({std::string(bus::topic::kSubmissions), std::string(bus::group::kImaging)});
   }
   if (roles.modem) {
     FF_ASSIGN_OR_RETURN(p->dedup, OpenRocksDedupStore(dir + "/dedup"));
     auto options = modem::ModemOptions::FromConfig(config);
+    if (config.instance_count > 1) {
+      FF_ASSIGN_OR_RETURN(options.partitions, owned(bus::topic::kJobs));
+    }
     FF_ASSIGN_OR_RETURN(p->line, modem::MakeLineDriver(options, clock));
     p->modem = std::make_unique<modem::ModemWorker>(options, *p->bus, *p->blobs, *p->dedup, *p->line,
                                                     *p->registry, clock);

@@ -15,6 +15,11 @@ namespace {
     "Directory for the embedded bus, blob store, dedup and status stores, and sim far-end output.")\
   X("log.level", log_level, string, "info", "Log level: trace, debug, info, warn, error, off.")   \
   X("site", site, string, "local", "Name of this site (label on metrics, origin of events).")      \
+  X("instance.index", instance_index, int, "0",                                                 \
+    "Slot of this process among instance.count processes of the same role; it owns the partitions "\
+    "p with p % count == index and uses the slot in its transactional ids.")                     \
+  X("instance.count", instance_count, int, "1",                                                 \
+    "Number of processes of this role sharing the work (static split until load-weighted claims).")\
   X("bus.backend", bus_backend, string, "embedded",                                               \
     "Message bus: `embedded` (RocksDB, one process) or `kafka`.")                                 \
   X("kafka.bootstrap", kafka_bootstrap, string, "127.0.0.1:9092",                                 \
@@ -29,6 +34,13 @@ namespace {
     "Region (ISO 3166) used to read national numbers without a leading +.")                      \
   X("admin.listen", admin_listen, string, "127.0.0.1:9464",                                       \
     "host:port of /metrics, /healthz, /readyz for roles without the gateway.")                   \
+  X("blob.url", blob_url, string, "",                                                             \
+    "Blob server URL every role uses (http://host:port); empty means the local RocksDB blob "     \
+    "store under <data_dir>/blobs (one process only).")                                           \
+  X("blob.token", blob_token, string, "",                                                         \
+    "Bearer token of the blob server: required by `faxflow blobs` and sent by clients when set.")\
+  X("blob.listen", blob_listen, string, "127.0.0.1:9470",                                         \
+    "host:port where `faxflow blobs` serves the blob store (docs/storage.md).")                  \
   X("imaging.workers", imaging_workers, int, "2", "Render threads of an imaging worker.")         \
   X("imaging.gs_path", imaging_gs_path, string, "gs", "Ghostscript executable.")                  \
   X("imaging.timeout_seconds", imaging_timeout_seconds, double, "60",                             \
@@ -46,6 +58,17 @@ namespace {
     "Watchdog: longest call in line time before it is torn down as dropped.")                    \
   X("modem.local_ident", modem_local_ident, string, "faxflow",                                    \
     "Default TSI (transmitting subscriber id, <= 20 chars) when a fax sets none.")               \
+  X("ingest.max_record_bytes", ingest_max_record_bytes, int, "16777216",                          \
+    "Largest fax.ingest record (JSON or Protobuf) in bytes; bigger ones go to fax.dlq.")        \
+  X("ingest.max_url_bytes", ingest_max_url_bytes, int, "52428800",                               \
+    "Largest document fetched from a URL named in an ingest record.")                           \
+  X("ingest.url_timeout_seconds", ingest_url_timeout_seconds, double, "30",                      \
+    "Time limit of one URL fetch (all redirects included).")                                    \
+  X("ingest.allow_private_urls", ingest_allow_private_urls, bool, "false",                       \
+    "Allow document URLs that resolve to loopback/private/link-local addresses (private "       \
+    "deployments and tests only: it disables the SSRF guard's address rule).")                  \
+  X("ingest.fetch_retries", ingest_fetch_retries, int, "3",                                      \
+    "Retries of a URL fetch that failed transiently before the record goes to fax.dlq.")       \
   X("sim.received_dir", sim_received_dir, string, "",                                             \
     "Where the simulated far end stores received TIFFs; empty means <data_dir>/received.")       \
   X("sim.behaviours", sim_behaviours, string, "",                                                 \
@@ -204,6 +227,8 @@ Result<Config> LoadConfig(const std::optional<std::string>& yaml_path,
   }
   for (const auto& [k, v] : overrides) FF_RETURN_IF_ERROR(SetConfigValue(config, k, v));
   if (config.sim_received_dir.empty()) config.sim_received_dir = config.data_dir + "/received";
+  if (config.instance_count < 1 || config.instance_index < 0 || config.instance_index >= config.instance_count)
+    return Status::Permanent(Code::kInvalidArgument, "instance.index must be in [0, instance.count)");
   if (config.bus_backend != "embedded" && config.bus_backend != "kafka")
     return Status::Permanent(Code::kInvalidArgument, "bus.backend must be embedded or kafka, not '" + config.bus_backend + "'");
   return config;

@@ -25,6 +25,8 @@ struct Config {
   std::string data_dir;
   std::string log_level;
   std::string site;
+  int64_t instance_index = 0;
+  int64_t instance_count = 1;
 
   // bus
   std::string bus_backend;
@@ -37,6 +39,11 @@ struct Config {
   int64_t gateway_max_recipients = 0;
   std::string gateway_default_region;
   std::string admin_listen;
+
+  // blob store shared across processes (storage/blob_http.h)
+  std::string blob_url;
+  std::string blob_token;
+  std::string blob_listen;
 
   // imaging
   int64_t imaging_workers = 0;
@@ -52,6 +59,13 @@ struct Config {
   std::string modem_line;
   double modem_call_timeout_seconds = 0;
   std::string modem_local_ident;
+
+  // ingestion (fax.ingest)
+  int64_t ingest_max_record_bytes = 0;
+  int64_t ingest_max_url_bytes = 0;
+  double ingest_url_timeout_seconds = 0;
+  bool ingest_allow_private_urls = false;
+  int64_t ingest_fetch_retries = 0;
 
   // sim line
   std::string sim_received_dir;

@@ -53,9 +53,35 @@ SubmitOutcome SubmissionService::Submit(const SubmitRequest& request) {
     numbers.push_back(*n);
   }
   std::vector<std::string> types;
+  std::vector<int64_t> blob_sizes;
   for (size_t i = 0; i < request.documents.size(); ++i) {
     const auto& doc = request.documents[i];
     const std::string field = "file[" + std::to_string(i) + "]";
+    if (!doc.blob_id.empty()) {
+      // A stored blob (ingestion): same size and type rules, applied to the stored bytes.
+      if (!IsBlobId(doc.blob_id))
+        return Reject(400, "invalid_blob_id", "blob id '" + doc.blob_id + "' is not a lowercase hex SHA-256", field);
+      auto exists = blobs_.Exists(doc.blob_id);
+      if (!exists.ok()) return Reject(503, "storage_unavailable", "could not read the blob store: " + exists.status().message());
+      if (!*exists) return Reject(400, "unknown_blob", "blob '" + doc.blob_id + "' is not in the blob store", field);
+      auto stored = blobs_.Get(doc.blob_id);
+      if (!stored.ok()) {
+        if (stored.status().code() == Code::kNotFound)
+          return Reject(400, "unknown_blob", "blob '" + doc.blob_id + "' is not in the blob store", field);
+        return Reject(503, "storage_unavailable", "could not read blob '" + doc.blob_id + "': " + stored.status().message());
+      }
+      if (stored->empty()) return Reject(400, "empty_document", "blob '" + doc.blob_id + "' is empty", field);
+      if (static_cast<int64_t>(stored->size()) > limits_.max_document_bytes)
+        return Reject(413, "document_too_large",
+                      "blob '" + doc.blob_id + "' is larger than " + std::to_string(limits_.max_document_bytes) + " bytes",
+                      field);
+      auto type = sniffer_(*stored);
+      if (!type.ok()) return Reject(415, "unsupported_document", type.status().message(), field);
+      types.push_back(*type);
+      blob_sizes.push_back(static_cast<int64_t>(stored->size()));
+      continue;
+    }
+    blob_sizes.push_back(static_cast<int64_t>(doc.content.size()));
     if (doc.content.empty()) return Reject(400, "empty_document", "document '" + doc.filename + "' is empty", field);
     if (static_cast<int64_t>(doc.content.size()) > limits_.max_document_bytes)
       return Reject(413, "document_too_large",
@@ -83,13 +109,17 @@ SubmitOutcome SubmissionService::Submit(const SubmitRequest& request) {
     r->set_number(number);
   }
   for (size_t i = 0; i < request.documents.size(); ++i) {
-    auto id = blobs_.Put(request.documents[i].content);
-    if (!id.ok()) return Reject(503, "storage_unavailable", "could not store the document: " + id.status().message());
+    std::string blob_id = request.documents[i].blob_id;
+    if (blob_id.empty()) {
+      auto id = blobs_.Put(request.documents[i].content);
+      if (!id.ok()) return Reject(503, "storage_unavailable", "could not store the document: " + id.status().message());
+      blob_id = *id;
+    }
     auto* d = sub.add_documents();
-    d->set_blob_id(*id);
+    d->set_blob_id(blob_id);
     d->set_content_type(types[i]);
     d->set_filename(request.documents[i].filename);
-    d->set_size_bytes(static_cast<int64_t>(request.documents[i].content.size()));
+    d->set_size_bytes(blob_sizes[i]);
   }
 
   // 3. Durable on the bus before the client hears 202.

@@ -31,6 +31,9 @@ struct SubmissionLimits {
 struct UploadedDocument {
   std::string filename;
   std::string content;
+  // Ingestion: a document already in the blob store. When set, `content` is ignored; the blob
+  // must exist (400 unknown_blob otherwise) and its type is sniffed from the stored bytes.
+  std::string blob_id = {};
 };
 
 struct SubmitRequest {

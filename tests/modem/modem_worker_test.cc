@@ -2,6 +2,10 @@
 // calls over the sim line and a real gs-rendered 5-page fax. Asserts what a user sees: the
 // terminal state of each job on fax.events, pages confirmed, no second dial of a finished
 // job (calls.jsonl), resume from the first unconfirmed page, committed offsets, metrics.
+#include "workers/modem/modem_worker.h"
+
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -10,8 +14,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -23,7 +25,6 @@
 #include "tests/modem/test_doc.h"
 #include "topics/catalogue.h"
 #include "topics/embedded/embedded_bus.h"
-#include "workers/modem/modem_worker.h"
 
 namespace faxflow::modem {
 namespace {
@@ -53,7 +54,8 @@ class ModemWorkerTest : public ::testing::Test {
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     bus_ = std::move(*b);
     ASSERT_TRUE(bus_->EnsureTopics(bus::Catalogue()).ok());
-    auto blobs = OpenRocksBlobStore(dir_ + "/blobs", RocksBlobStoreOptions{}, [this] { return clock_.NowMillis(); });
+    auto blobs =
+        OpenRocksBlobStore(dir_ + "/blobs", RocksBlobStoreOptions{}, [this] { return clock_.NowMillis(); });
     ASSERT_TRUE(blobs.ok()) << blobs.status().ToString();
     blobs_ = std::move(*blobs);
     auto dedup = OpenRocksDedupStore(dir_ + "/dedup");
@@ -112,8 +114,9 @@ class ModemWorkerTest : public ::testing::Test {
   }
 
   // Reads fax.events until `done(events)` or the deadline.
-  std::vector<v1::DeliveryEvent> AwaitEvents(const std::function<bool(const std::vector<v1::DeliveryEvent>&)>& done,
-                                             std::chrono::seconds deadline = std::chrono::seconds(60)) {
+  std::vector<v1::DeliveryEvent> AwaitEvents(
+      const std::function<bool(const std::vector<v1::DeliveryEvent>&)>& done,
+      std::chrono::seconds deadline = std::chrono::seconds(60)) {
     std::vector<v1::DeliveryEvent> events;
     bus::ConsumerOptions co;
     co.group = "test-reader-" + std::to_string(++readers_);
@@ -219,7 +222,8 @@ TEST_F(ModemWorkerTest, JobsInTerminalEventsOut) {
     EXPECT_EQ(e.site(), "test-site");
     EXPECT_EQ(e.tenant(), "acme");
     EXPECT_EQ(e.event_id().rfind("evt_", 0), 0u) << e.event_id();
-    if (e.recipient_id() == "rcp_answer" && e.has_page_confirmed()) pages.push_back(e.page_confirmed().page());
+    if (e.recipient_id() == "rcp_answer" && e.has_page_confirmed())
+      pages.push_back(e.page_confirmed().page());
     if (e.has_attempt_started()) {
       ++started;
       EXPECT_EQ(e.attempt_started().attempt(), 1);
@@ -253,7 +257,8 @@ TEST_F(ModemWorkerTest, JobsInTerminalEventsOut) {
   const std::string m = Metrics();
   EXPECT_NE(m.find("faxflow_modem_attempts_total 5"), std::string::npos) << m;
   EXPECT_NE(m.find("faxflow_modem_pages_sent_total 12"), std::string::npos);
-  EXPECT_NE(m.find("faxflow_modem_outcomes_total{reason=\"busy\",state=\"failed\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("faxflow_modem_outcomes_total{reason=\"busy\",state=\"failed\"} 1"), std::string::npos)
+      << m;
   EXPECT_NE(m.find("faxflow_modem_channels{state=\"idle\"} 2"), std::string::npos);
 }
 
@@ -273,7 +278,8 @@ TEST_F(ModemWorkerTest, RedeliveryOfAFinishedJobIsSuppressed) {
   EXPECT_EQ((*ledger)->duplicates_suppressed, 1);
   EXPECT_EQ((*ledger)->attempts_begun, 1);
   EXPECT_NE(Metrics().find("faxflow_modem_dedup_suppressed_total 1"), std::string::npos);
-  auto results = Results(AwaitEvents([](const auto& ev) { return !Results(ev).empty(); }, std::chrono::seconds(5)));
+  auto results =
+      Results(AwaitEvents([](const auto& ev) { return !Results(ev).empty(); }, std::chrono::seconds(5)));
   EXPECT_EQ(results["rcp_once"].state(), v1::STATE_DELIVERED);
 }
 
@@ -353,7 +359,8 @@ TEST_F(ModemWorkerTest, MissingPageBlobIsADocumentErrorWithoutDialling) {
 TEST_F(ModemWorkerTest, MoreJobsThanChannelsAllFinish) {
   options_.channels = 1;
   StartWorker();
-  for (int i = 0; i < 6; ++i) Submit(Job("rcp_bp" + std::to_string(i), i % 2 ? "+15550100001" : "+15550100002"));
+  for (int i = 0; i < 6; ++i)
+    Submit(Job("rcp_bp" + std::to_string(i), i % 2 ? "+15550100001" : "+15550100002"));
   auto results = Results(AwaitEvents([](const auto& ev) { return Results(ev).size() == 6; }));
   EXPECT_EQ(results.size(), 6u);
   EXPECT_EQ(CallLog().size(), 6u);
@@ -393,7 +400,8 @@ class RacingDedupStore final : public DedupStore {
   Status ConfirmPage(const std::string& j, int32_t a, int32_t p, int64_t n) override {
     return real_.ConfirmPage(j, a, p, n);
   }
-  Status FinishAttempt(const std::string& j, int32_t a, bool term, int32_t st, int32_t r, int64_t n) override {
+  Status FinishAttempt(const std::string& j, int32_t a, bool term, int32_t st, int32_t r,
+                       int64_t n) override {
     return real_.FinishAttempt(j, a, term, st, r, n);
   }
   Result<int32_t> CountSuppressed(const std::string& j) override { return real_.CountSuppressed(j); }

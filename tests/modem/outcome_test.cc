@@ -1,8 +1,8 @@
 // Unit: the classification table (call setup + T.30 completion code + pages -> state, reason).
+#include "workers/modem/outcome.h"
+
 #include <gtest/gtest.h>
 #include <spandsp.h>
-
-#include "workers/modem/outcome.h"
 
 namespace faxflow::modem {
 namespace {
@@ -63,8 +63,8 @@ TEST(ClassifyTest, CapabilityMismatch) {
 }
 
 TEST(ClassifyTest, DropsArePartialWhenAPageWasConfirmedElseFailed) {
-  for (int code : {T30_ERR_TX_PHDDEAD, T30_ERR_TX_BADPG, T30_ERR_TX_INVALRSP, T30_ERR_TX_ECMPHD, T30_ERR_TX_T5EXP,
-                   T30_ERR_RETRYDCN, T30_ERR_CALLDROPPED, T30_ERR_UNEXPECTED}) {
+  for (int code : {T30_ERR_TX_PHDDEAD, T30_ERR_TX_BADPG, T30_ERR_TX_INVALRSP, T30_ERR_TX_ECMPHD,
+                   T30_ERR_TX_T5EXP, T30_ERR_RETRYDCN, T30_ERR_CALLDROPPED, T30_ERR_UNEXPECTED}) {
     SCOPED_TRACE(CompletionCodeName(code));
     ExpectClass(Answered(code, 2, 5), v1::STATE_PARTIAL, v1::REASON_DROPPED);
     ExpectClass(Answered(code, 0, 5), v1::STATE_FAILED, v1::REASON_DROPPED);
@@ -78,7 +78,8 @@ TEST(ClassifyTest, DocumentErrors) {
 }
 
 TEST(ClassifyTest, WatchdogIsDroppedWhateverTheCode) {
-  ExpectClass(Answered(T30_ERR_CALLDROPPED, 0, 5, false, /*watchdog=*/true), v1::STATE_FAILED, v1::REASON_DROPPED);
+  ExpectClass(Answered(T30_ERR_CALLDROPPED, 0, 5, false, /*watchdog=*/true), v1::STATE_FAILED,
+              v1::REASON_DROPPED);
   ExpectClass(Answered(T30_ERR_OK, 3, 5, true, /*watchdog=*/true), v1::STATE_PARTIAL, v1::REASON_DROPPED);
 }
 

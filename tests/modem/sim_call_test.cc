@@ -1,15 +1,15 @@
 // Integration: real SpanDSP sessions (our transmitter, the sim far end's receiver) over the sim
 // line, one call per test, asserting what a user sees: terminal state and reason, pages
 // confirmed, and the received pages equal to the sent ones pixel for pixel.
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+
 #include <array>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <spdlog/sinks/ringbuffer_sink.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -120,8 +120,8 @@ TEST_F(SimCallTest, AnsweredCallDeliversEveryPagePixelIdentical) {
   EXPECT_TRUE(run.result.stats.ecm);
   EXPECT_EQ(run.result.remote_csid, "FAXFLOW SIM");
   const double line_s = static_cast<double>(run.result.line_ms) / 1000.0;
-  std::printf("[ measure ] one 5-page call: %.1f s line time in %.3f s wall = %.0fx real time\n", line_s, wall,
-              line_s / wall);
+  std::printf("[ measure ] one 5-page call: %.1f s line time in %.3f s wall = %.0fx real time\n", line_s,
+              wall, line_s / wall);
 
   const std::string received = line_->ReceivedPath(run.request);
   ASSERT_TRUE(std::filesystem::exists(received)) << received;

@@ -1,10 +1,10 @@
 // Unit: the sim far end's directory and behaviour parser (config `sim.behaviours`).
 #include <gtest/gtest.h>
 
-#include "workers/modem/sim_far_end.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "workers/modem/modem_worker.h"
+#include "workers/modem/sim_far_end.h"
 #include "workers/modem/sim_line.h"
 
 namespace faxflow::modem {
@@ -24,7 +24,8 @@ TEST(ParseBehaviourTest, KnownBehaviours) {
 }
 
 TEST(ParseBehaviourTest, BadBehavioursNameTheProblem) {
-  for (const char* bad : {"", "fax", "drop_after", "drop_after:", "drop_after:0", "drop_after:x", "drop_after:2x"}) {
+  for (const char* bad :
+       {"", "fax", "drop_after", "drop_after:", "drop_after:0", "drop_after:x", "drop_after:2x"}) {
     auto r = ParseBehaviour(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
@@ -56,7 +57,8 @@ TEST(SimDirectoryTest, ConfigEntriesAddAndOverride) {
 TEST(SimDirectoryTest, ConfigErrorsNameTheEntry) {
   auto missing_eq = SimDirectory::Create("+15551230001=busy;+15551230002");
   ASSERT_FALSE(missing_eq.ok());
-  EXPECT_NE(missing_eq.status().message().find("entry 2"), std::string::npos) << missing_eq.status().message();
+  EXPECT_NE(missing_eq.status().message().find("entry 2"), std::string::npos)
+      << missing_eq.status().message();
   auto bad_number = SimDirectory::Create("fax-machine=busy");
   ASSERT_FALSE(bad_number.ok());
   EXPECT_NE(bad_number.status().message().find("not a phone number"), std::string::npos);

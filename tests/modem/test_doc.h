@@ -16,9 +16,9 @@
 namespace faxflow::modem::testing {
 
 struct TestDoc {
-  std::string multipage_path;            // all pages
-  std::vector<std::string> page_paths;   // one file per page
-  std::vector<std::string> page_bytes;   // their contents
+  std::string multipage_path;           // all pages
+  std::vector<std::string> page_paths;  // one file per page
+  std::vector<std::string> page_bytes;  // their contents
 };
 
 inline std::string ReadFileBytes(const std::string& path) {
@@ -42,8 +42,8 @@ inline std::string TestPostScript(int pages) {
   std::ostringstream ps;
   ps << "%!PS-Adobe-3.0\n";
   for (int p = 1; p <= pages; ++p) {
-    ps << "/Helvetica-Bold findfont 36 scalefont setfont 72 760 moveto (faxflow test page " << p << " of " << pages
-       << ") show\n";
+    ps << "/Helvetica-Bold findfont 36 scalefont setfont 72 760 moveto (faxflow test page " << p << " of "
+       << pages << ") show\n";
     ps << "/Times-Roman findfont 14 scalefont setfont\n";
     for (int line = 0; line < 12; ++line) {
       ps << "72 " << (700 - line * 22) << " moveto (Page " << p << " line " << line + 1
@@ -57,7 +57,8 @@ inline std::string TestPostScript(int pages) {
 }
 
 inline bool RunGs(const std::string& args) {
-  const std::string cmd = "gs -q -dSAFER -dBATCH -dNOPAUSE -sDEVICE=tiffg4 -r204x196 -sPAPERSIZE=a4 -dFIXEDMEDIA " + args;
+  const std::string cmd =
+      "gs -q -dSAFER -dBATCH -dNOPAUSE -sDEVICE=tiffg4 -r204x196 -sPAPERSIZE=a4 -dFIXEDMEDIA " + args;
   return std::system(cmd.c_str()) == 0;
 }
 

@@ -11,8 +11,8 @@ namespace faxflow::modem {
 namespace {
 
 bool IsDocumentProblem(const Status& st) {
-  return st.code() == Code::kDocumentError || st.code() == Code::kNotFound || st.code() == Code::kCorruption ||
-         st.code() == Code::kInvalidArgument;
+  return st.code() == Code::kDocumentError || st.code() == Code::kNotFound ||
+         st.code() == Code::kCorruption || st.code() == Code::kInvalidArgument;
 }
 
 }  // namespace
@@ -24,8 +24,8 @@ Result<std::string> Channel::PrepareDocument(const v1::OutboundJob& job, int32_t
   const int32_t total = job.pages_size();
   if (total == 0) return Status::Permanent(Code::kDocumentError, "job has no pages");
   if (first_page < 1 || first_page > total)
-    return Status::Permanent(Code::kDocumentError, "start page " + std::to_string(first_page) + " outside 1.." +
-                                                       std::to_string(total));
+    return Status::Permanent(Code::kDocumentError, "start page " + std::to_string(first_page) +
+                                                       " outside 1.." + std::to_string(total));
   std::vector<std::string> pages;
   pages.reserve(static_cast<size_t>(total - first_page + 1));
   for (int32_t p = first_page; p <= total; ++p) {
@@ -38,8 +38,10 @@ Result<std::string> Channel::PrepareDocument(const v1::OutboundJob& job, int32_t
   std::filesystem::create_directories(options_.work_dir, ec);
   // Unique per channel and job: several workers may share a work dir.
   std::string safe_id;
-  for (char c : job.job_id()) safe_id += std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ? c : '_';
-  const std::string path = options_.work_dir + "/" + options_.name + "-" + safe_id + "-p" + std::to_string(first_page) + ".tif";
+  for (char c : job.job_id())
+    safe_id += std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ? c : '_';
+  const std::string path =
+      options_.work_dir + "/" + options_.name + "-" + safe_id + "-p" + std::to_string(first_page) + ".tif";
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(joined.data(), static_cast<std::streamsize>(joined.size()));
   out.close();
@@ -63,9 +65,10 @@ Result<AttemptOutcome> Channel::RunAttempt(const v1::OutboundJob& job, const Att
     if (hooks.before_dial) FF_RETURN_IF_ERROR(hooks.before_dial());
     out.completion_code = -1;
     out.completion_name = "document_error";
-    out.classification = Classification{v1::STATE_FAILED, v1::REASON_DOCUMENT_ERROR,
-                                        document.status().message()};
-    FF_LOG_WARN(logger, "{}: job {} not dialled: {}", options_.name, job.job_id(), document.status().ToString());
+    out.classification =
+        Classification{v1::STATE_FAILED, v1::REASON_DOCUMENT_ERROR, document.status().message()};
+    FF_LOG_WARN(logger, "{}: job {} not dialled: {}", options_.name, job.job_id(),
+                document.status().ToString());
     return out;
   }
 
@@ -73,8 +76,8 @@ Result<AttemptOutcome> Channel::RunAttempt(const v1::OutboundJob& job, const Att
   call.tiff_path = *document;
   call.ident = job.tsi().empty() ? options_.local_ident : job.tsi();
   if (!ValidateIdent(call.ident).ok()) {
-    FF_LOG_WARN(logger, "{}: job {} has an invalid TSI '{}', using '{}'", options_.name, job.job_id(), job.tsi(),
-                options_.local_ident);
+    FF_LOG_WARN(logger, "{}: job {} has an invalid TSI '{}', using '{}'", options_.name, job.job_id(),
+                job.tsi(), options_.local_ident);
     call.ident = options_.local_ident;
   }
   call.header_info = job.header_text();
@@ -108,7 +111,7 @@ Result<AttemptOutcome> Channel::RunAttempt(const v1::OutboundJob& job, const Att
   out.setup = r.setup;
   out.completion_code = r.completion_code;
   out.completion_name = r.setup == CallSetup::kAnswered ? CompletionCodeName(r.completion_code)
-                                                         : std::string(CallSetupName(r.setup));
+                                                        : std::string(CallSetupName(r.setup));
   out.pages_confirmed_call = r.pages_confirmed;
   out.pages_confirmed_total = offset + r.pages_confirmed;
   out.remote_csid = r.remote_csid;

@@ -30,8 +30,8 @@
 namespace faxflow::modem {
 
 struct ChannelOptions {
-  std::string name = "sim-0";        // shown in AttemptStarted events and logs
-  std::string work_dir;              // temporary TIFFs (required)
+  std::string name = "sim-0";           // shown in AttemptStarted events and logs
+  std::string work_dir;                 // temporary TIFFs (required)
   std::string local_ident = "faxflow";  // TSI when the job sets none
   double call_timeout_seconds = 900;    // watchdog, line time
   double wall_timeout_seconds = 0;      // wall-clock cap; 0 = call timeout + 60 s
@@ -76,7 +76,8 @@ class Channel {
  public:
   Channel(ChannelOptions options, LineDriver& line, BlobStore& blobs, Clock& clock);
   const std::string& name() const { return options_.name; }
-  Result<AttemptOutcome> RunAttempt(const v1::OutboundJob& job, const AttemptPlan& plan, const AttemptHooks& hooks);
+  Result<AttemptOutcome> RunAttempt(const v1::OutboundJob& job, const AttemptPlan& plan,
+                                    const AttemptHooks& hooks);
 
  private:
   // The multi-page TIFF of pages first_page..n; a document problem is returned as kDocumentError.

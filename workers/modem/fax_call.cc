@@ -35,8 +35,8 @@ Result<FaxCallResult> RunFaxCall(LineDriver& line, const CallRequest& request, c
   }
   Call& call = *dial.call;
   const int64_t timeout_ms = static_cast<int64_t>(options.call_timeout_seconds * 1000.0);
-  const double wall_cap = options.wall_timeout_seconds > 0 ? options.wall_timeout_seconds
-                                                           : options.call_timeout_seconds + 60.0;
+  const double wall_cap =
+      options.wall_timeout_seconds > 0 ? options.wall_timeout_seconds : options.call_timeout_seconds + 60.0;
   const auto wall_deadline = clock.Monotonic() + std::chrono::duration_cast<Clock::MonoTime::duration>(
                                                      std::chrono::duration<double>(wall_cap));
   std::array<int16_t, kFrameSamples> txbuf{};
@@ -46,7 +46,8 @@ Result<FaxCallResult> RunFaxCall(LineDriver& line, const CallRequest& request, c
     session->Transmit(txbuf);
     if (Status ex = call.Exchange(txbuf, rxbuf); !ex.ok()) {
       // The line failed under the call: the same as a hang-up for T.30 and the classification.
-      FF_LOG_WARN(logger, "line failed during job {} attempt {}: {}", request.job_id, request.attempt, ex.ToString());
+      FF_LOG_WARN(logger, "line failed during job {} attempt {}: {}", request.job_id, request.attempt,
+                  ex.ToString());
       out.far_end_hung_up = true;
       call.Hangup();
       session->Terminate();
@@ -74,8 +75,9 @@ Result<FaxCallResult> RunFaxCall(LineDriver& line, const CallRequest& request, c
     }
     if (line_expired || wall_expired) {
       out.watchdog = true;
-      FF_LOG_WARN(logger, "call watchdog: job {} attempt {} torn down after {} ms line time{}", request.job_id,
-                  request.attempt, call.LineMillis(), wall_expired ? " (wall-clock cap)" : "");
+      FF_LOG_WARN(logger, "call watchdog: job {} attempt {} torn down after {} ms line time{}",
+                  request.job_id, request.attempt, call.LineMillis(),
+                  wall_expired ? " (wall-clock cap)" : "");
       call.Hangup();
       session->Terminate();
       break;

@@ -17,9 +17,9 @@
 namespace faxflow::modem {
 
 struct FaxCallOptions {
-  std::string tiff_path;            // multi-page TIFF, sent from its first page
-  std::string ident;                // TSI (<= 20 chars)
-  std::string header_info;          // page header; empty = none
+  std::string tiff_path;    // multi-page TIFF, sent from its first page
+  std::string ident;        // TSI (<= 20 chars)
+  std::string header_info;  // page header; empty = none
   bool ecm = true;
   int modems = kModemAll;
   double call_timeout_seconds = 900;  // watchdog in line time (from answer)
@@ -30,15 +30,15 @@ struct FaxCallOptions {
 struct FaxCallResult {
   CallSetup setup = CallSetup::kError;
   std::string setup_detail;
-  int64_t setup_ms = 0;          // line time before answer (ringing/busy)
-  int64_t line_ms = 0;           // line time of the answered call
-  int completion_code = -1;      // T30_ERR_*, -1 when not answered
+  int64_t setup_ms = 0;      // line time before answer (ringing/busy)
+  int64_t line_ms = 0;       // line time of the answered call
+  int completion_code = -1;  // T30_ERR_*, -1 when not answered
   int status_before_terminate = 0;
   bool phase_b_seen = false;
   bool watchdog = false;
-  bool aborted = false;          // torn down by should_abort (shutdown)
+  bool aborted = false;  // torn down by should_abort (shutdown)
   bool far_end_hung_up = false;
-  int pages_confirmed = 0;       // pages of this call confirmed (1..n of the file)
+  int pages_confirmed = 0;  // pages of this call confirmed (1..n of the file)
   TransferStats stats;
   std::string remote_csid;
   double wall_seconds = 0;

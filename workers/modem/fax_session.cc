@@ -31,8 +31,8 @@ void RouteLogging(logging_state_t* log, const std::string& tag) {
   static const auto logger = Logger("spandsp");
   const bool debug = logger->should_log(spdlog::level::debug);
   span_log_set_level(log, debug ? (static_cast<int>(SPAN_LOG_FLOW) | static_cast<int>(SPAN_LOG_SHOW_TAG) |
-                                    static_cast<int>(SPAN_LOG_SHOW_PROTOCOL))
-                              : static_cast<int>(SPAN_LOG_NONE));
+                                   static_cast<int>(SPAN_LOG_SHOW_PROTOCOL))
+                                : static_cast<int>(SPAN_LOG_NONE));
   span_log_set_tag(log, tag.c_str());
 }
 

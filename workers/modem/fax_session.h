@@ -14,13 +14,13 @@
 // Callbacks run on that thread, inside Transmit/Receive/Terminate.
 #pragma once
 
+#include <spandsp.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
 #include <string>
-
-#include <spandsp.h>
 
 #include "common/status.h"
 #include "workers/modem/line_driver.h"
@@ -42,10 +42,10 @@ enum ModemSupport : int {
 };
 
 struct TxSessionOptions {
-  std::string tiff_path;   // multi-page TIFF to send
-  int start_page = 0;      // 0-based first page of the file to send (resume)
-  std::string ident;       // TSI, <= 20 characters (T30_MAX_IDENT_LEN)
-  std::string header_info; // page header text; empty = no header line
+  std::string tiff_path;    // multi-page TIFF to send
+  int start_page = 0;       // 0-based first page of the file to send (resume)
+  std::string ident;        // TSI, <= 20 characters (T30_MAX_IDENT_LEN)
+  std::string header_info;  // page header text; empty = no header line
   bool ecm = true;
   int modems = kModemAll;
   std::string log_tag = "tx";

@@ -45,7 +45,8 @@ class Call {
   // by 20 ms. After a hang-up (either side) `rx` is silence and the call stays hung up.
   // Errors: kIoError (retryable) when the transport fails; the channel then treats the call as
   // hung up (T.30 is terminated and the call classified as dropped).
-  virtual Status Exchange(std::span<const int16_t, kFrameSamples> tx, std::span<int16_t, kFrameSamples> rx) = 0;
+  virtual Status Exchange(std::span<const int16_t, kFrameSamples> tx,
+                          std::span<int16_t, kFrameSamples> rx) = 0;
   // True once the far end (or the network) has hung up.
   virtual bool Hungup() const = 0;
   // Hangs up from our side. Idempotent.

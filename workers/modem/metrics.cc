@@ -10,7 +10,8 @@ namespace {
 
 std::string Label(const std::string& enum_name, std::string_view prefix) {
   std::string s = enum_name.substr(std::min(enum_name.size(), prefix.size()));
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s.empty() ? "unknown" : s;
 }
 
@@ -41,19 +42,20 @@ ModemMetrics::ModemMetrics(prometheus::Registry& r)
                        .Name("faxflow_modem_call_seconds")
                        .Help("Line time of answered calls in seconds (from answer to hang-up).")
                        .Register(r)
-                       .Add({}, prometheus::Histogram::BucketBoundaries{5, 10, 20, 30, 45, 60, 90, 120, 180, 300,
-                                                                        600, 900, 1800})),
+                       .Add({}, prometheus::Histogram::BucketBoundaries{5, 10, 20, 30, 45, 60, 90, 120, 180,
+                                                                        300, 600, 900, 1800})),
       bit_rate(prometheus::BuildHistogram()
                    .Name("faxflow_modem_bit_rate_bps")
                    .Help("Negotiated fax modem bit rate of answered fax calls, bits per second.")
                    .Register(r)
                    .Add({}, prometheus::Histogram::BucketBoundaries{2400, 4800, 7200, 9600, 12000, 14400})),
-      dedup_suppressed(prometheus::BuildCounter()
-                           .Name("faxflow_modem_dedup_suppressed_total")
-                           .Help("Redelivered jobs not dialled because the dial ledger shows them finished or "
-                                 "already begun elsewhere.")
-                           .Register(r)
-                           .Add({})),
+      dedup_suppressed(
+          prometheus::BuildCounter()
+              .Name("faxflow_modem_dedup_suppressed_total")
+              .Help("Redelivered jobs not dialled because the dial ledger shows them finished or "
+                    "already begun elsewhere.")
+              .Register(r)
+              .Add({})),
       resumed(prometheus::BuildCounter()
                   .Name("faxflow_modem_resumed_total")
                   .Help("Jobs resumed after an interrupted attempt (crash or shutdown mid-call).")
@@ -69,9 +71,10 @@ void ModemMetrics::CountOutcome(int state, int reason) {
   const std::string s = v1::RecipientState_IsValid(state)
                             ? Label(v1::RecipientState_Name(static_cast<v1::RecipientState>(state)), "STATE_")
                             : "unknown";
-  const std::string why = v1::FailureReason_IsValid(reason)
-                              ? Label(v1::FailureReason_Name(static_cast<v1::FailureReason>(reason)), "REASON_")
-                              : "unknown";
+  const std::string why =
+      v1::FailureReason_IsValid(reason)
+          ? Label(v1::FailureReason_Name(static_cast<v1::FailureReason>(reason)), "REASON_")
+          : "unknown";
   outcomes.Add({{"state", s}, {"reason", why}}).Increment();
 }
 

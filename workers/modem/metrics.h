@@ -12,16 +12,16 @@ struct ModemMetrics {
   explicit ModemMetrics(prometheus::Registry& registry);
 
   prometheus::Family<prometheus::Gauge>& channels_family;
-  prometheus::Gauge& channels_busy;   // faxflow_modem_channels{state="busy"}
-  prometheus::Gauge& channels_idle;   // faxflow_modem_channels{state="idle"}
-  prometheus::Counter& attempts;      // faxflow_modem_attempts_total
+  prometheus::Gauge& channels_busy;                   // faxflow_modem_channels{state="busy"}
+  prometheus::Gauge& channels_idle;                   // faxflow_modem_channels{state="idle"}
+  prometheus::Counter& attempts;                      // faxflow_modem_attempts_total
   prometheus::Family<prometheus::Counter>& outcomes;  // faxflow_modem_outcomes_total{state,reason}
-  prometheus::Counter& pages_sent;    // faxflow_modem_pages_sent_total
-  prometheus::Histogram& call_seconds;   // faxflow_modem_call_seconds (line time)
-  prometheus::Histogram& bit_rate;       // faxflow_modem_bit_rate_bps
-  prometheus::Counter& dedup_suppressed; // faxflow_modem_dedup_suppressed_total
-  prometheus::Counter& resumed;          // faxflow_modem_resumed_total
-  prometheus::Counter& watchdog;         // faxflow_modem_watchdog_total
+  prometheus::Counter& pages_sent;                    // faxflow_modem_pages_sent_total
+  prometheus::Histogram& call_seconds;                // faxflow_modem_call_seconds (line time)
+  prometheus::Histogram& bit_rate;                    // faxflow_modem_bit_rate_bps
+  prometheus::Counter& dedup_suppressed;              // faxflow_modem_dedup_suppressed_total
+  prometheus::Counter& resumed;                       // faxflow_modem_resumed_total
+  prometheus::Counter& watchdog;                      // faxflow_modem_watchdog_total
 
   // Counts one attempt outcome (state/reason are the proto enum names, lowercase, no prefix).
   void CountOutcome(int state, int reason);

@@ -27,7 +27,8 @@ ModemOptions ModemOptions::FromConfig(const Config& config) {
   o.line_name = config.modem_line;
   o.work_dir = config.data_dir + "/modem-work";
   o.sim_behaviours = config.sim_behaviours;
-  o.sim.received_dir = config.sim_received_dir.empty() ? config.data_dir + "/received" : config.sim_received_dir;
+  o.sim.received_dir =
+      config.sim_received_dir.empty() ? config.data_dir + "/received" : config.sim_received_dir;
   o.sim.realtime = config.sim_realtime;
   return o;
 }
@@ -46,9 +47,14 @@ Result<std::unique_ptr<LineDriver>> MakeLineDriver(const ModemOptions& options, 
                            "modem.line '" + options.line_name + "' is not available (supported: sim)");
 }
 
-ModemWorker::ModemWorker(ModemOptions options, bus::Bus& bus, BlobStore& blobs, DedupStore& dedup, LineDriver& line,
-                         prometheus::Registry& registry, Clock& clock)
-    : options_(std::move(options)), bus_(bus), blobs_(blobs), dedup_(dedup), line_(line), clock_(clock),
+ModemWorker::ModemWorker(ModemOptions options, bus::Bus& bus, BlobStore& blobs, DedupStore& dedup,
+                         LineDriver& line, prometheus::Registry& registry, Clock& clock)
+    : options_(std::move(options)),
+      bus_(bus),
+      blobs_(blobs),
+      dedup_(dedup),
+      line_(line),
+      clock_(clock),
       metrics_(registry) {}
 
 ModemWorker::~ModemWorker() { Stop(); }
@@ -210,7 +216,8 @@ bool ModemWorker::ProcessJob(Channel& channel, const v1::OutboundJob& job) {
     return Status::Ok();
   });
   if (!st.ok()) {
-    FF_LOG_ERROR(Log(), "job {}: cannot read the dial ledger, leaving it for redelivery: {}", id, st.ToString());
+    FF_LOG_ERROR(Log(), "job {}: cannot read the dial ledger, leaving it for redelivery: {}", id,
+                 st.ToString());
     return false;
   }
   if (ledger && ledger->terminal) {
@@ -246,7 +253,8 @@ bool ModemWorker::ProcessJob(Channel& channel, const v1::OutboundJob& job) {
       done.classification = Classification{v1::STATE_DELIVERED, v1::REASON_UNSPECIFIED,
                                            "every page was confirmed before the call was interrupted"};
       st = RetryStore([&] {
-        return dedup_.FinishAttempt(id, 0, true, v1::STATE_DELIVERED, v1::REASON_UNSPECIFIED, clock_.NowMillis());
+        return dedup_.FinishAttempt(id, 0, true, v1::STATE_DELIVERED, v1::REASON_UNSPECIFIED,
+                                    clock_.NowMillis());
       });
       if (!st.ok() && st.code() != Code::kAlreadyExists) return false;
       metrics_.CountOutcome(v1::STATE_DELIVERED, v1::REASON_UNSPECIFIED);
@@ -259,7 +267,8 @@ bool ModemWorker::ProcessJob(Channel& channel, const v1::OutboundJob& job) {
   bool suppressed = false;
   AttemptHooks hooks;
   hooks.before_dial = [&]() -> Status {
-    Status s = RetryStore([&] { return dedup_.BeginAttempt(id, plan.attempt, job.pages_size(), clock_.NowMillis()); });
+    Status s = RetryStore(
+        [&] { return dedup_.BeginAttempt(id, plan.attempt, job.pages_size(), clock_.NowMillis()); });
     if (s.code() == Code::kAlreadyExists) suppressed = true;
     if (!s.ok()) return s;
     begun = true;
@@ -274,7 +283,8 @@ bool ModemWorker::ProcessJob(Channel& channel, const v1::OutboundJob& job) {
   };
   hooks.on_page_confirmed = [&](int32_t page) {
     Status s = RetryStore([&] { return dedup_.ConfirmPage(id, plan.attempt, page, clock_.NowMillis()); });
-    if (!s.ok()) FF_LOG_ERROR(Log(), "job {}: cannot record page {} as confirmed: {}", id, page, s.ToString());
+    if (!s.ok())
+      FF_LOG_ERROR(Log(), "job {}: cannot record page {} as confirmed: {}", id, page, s.ToString());
     metrics_.pages_sent.Increment();
     v1::DeliveryEvent ev;
     ev.mutable_page_confirmed()->set_attempt(plan.attempt);
@@ -291,7 +301,8 @@ bool ModemWorker::ProcessJob(Channel& channel, const v1::OutboundJob& job) {
     }
     if (!begun) {
       // Nothing dialled (blob store or disk trouble): leave the job for redelivery.
-      FF_LOG_ERROR(Log(), "job {}: attempt {} not started: {}", id, plan.attempt, outcome.status().ToString());
+      FF_LOG_ERROR(Log(), "job {}: attempt {} not started: {}", id, plan.attempt,
+                   outcome.status().ToString());
       return false;
     }
     // Begun but the call machinery failed: end the job as an internal failure.
@@ -307,7 +318,8 @@ bool ModemWorker::ProcessJob(Channel& channel, const v1::OutboundJob& job) {
   if (o.aborted) {
     // Shutdown tore the call down: not an outcome of the job; resume after the restart.
     st = RetryStore([&] {
-      return dedup_.FinishAttempt(id, plan.attempt, false, v1::STATE_FAILED, v1::REASON_DROPPED, clock_.NowMillis());
+      return dedup_.FinishAttempt(id, plan.attempt, false, v1::STATE_FAILED, v1::REASON_DROPPED,
+                                  clock_.NowMillis());
     });
     if (!st.ok()) FF_LOG_ERROR(Log(), "job {}: cannot close aborted attempt: {}", id, st.ToString());
     EmitResult(job, o, false);
@@ -319,7 +331,8 @@ bool ModemWorker::ProcessJob(Channel& channel, const v1::OutboundJob& job) {
                                 clock_.NowMillis());
   });
   if (!st.ok()) {
-    FF_LOG_ERROR(Log(), "job {}: cannot record the outcome of attempt {}: {}", id, plan.attempt, st.ToString());
+    FF_LOG_ERROR(Log(), "job {}: cannot record the outcome of attempt {}: {}", id, plan.attempt,
+                 st.ToString());
     if (st.retryable()) return false;
   }
   metrics_.CountOutcome(o.classification.state, o.classification.reason);
@@ -395,8 +408,9 @@ void ModemWorker::SendToDeadLetter(const bus::Record& record, const std::string&
   msg.key = record.key;
   msg.value = record.value;
   msg.headers.push_back({std::string(bus::header::kReason), reason});
-  msg.headers.push_back({std::string(bus::header::kOrigin), record.topic + "/" + std::to_string(record.partition) +
-                                                                "/" + std::to_string(record.offset)});
+  msg.headers.push_back(
+      {std::string(bus::header::kOrigin),
+       record.topic + "/" + std::to_string(record.partition) + "/" + std::to_string(record.offset)});
   auto r = producer_->Produce(msg);
   if (!r.ok()) FF_LOG_ERROR(Log(), "dead-letter produce failed: {}", r.status().ToString());
 }

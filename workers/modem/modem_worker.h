@@ -57,18 +57,18 @@ namespace faxflow::modem {
 
 struct ModemOptions {
   int channels = 4;
-  double call_timeout_seconds = 900;   // watchdog in line time
-  double wall_timeout_seconds = 0;     // wall-clock cap of a call; 0 = call timeout + 60 s
+  double call_timeout_seconds = 900;  // watchdog in line time
+  double wall_timeout_seconds = 0;    // wall-clock cap of a call; 0 = call timeout + 60 s
   std::string local_ident = "faxflow";
   std::string site = "local";
-  std::string work_dir;                // temporary TIFFs (required)
-  std::string line_name = "sim";       // channel names are <line_name>-<i>
+  std::string work_dir;           // temporary TIFFs (required)
+  std::string line_name = "sim";  // channel names are <line_name>-<i>
   std::string jobs_topic = "fax.jobs";
   std::string events_topic = "fax.events";
   std::string dead_letter_topic = "fax.dlq";
   std::string group = "faxflow-modem";
-  std::vector<int32_t> partitions;     // empty: every partition of jobs_topic
-  size_t queue_capacity = 0;           // 0: one per channel
+  std::vector<int32_t> partitions;  // empty: every partition of jobs_topic
+  size_t queue_capacity = 0;        // 0: one per channel
   std::chrono::milliseconds poll_timeout{100};
   std::chrono::milliseconds stop_grace{10'000};  // wall time calls may take to finish at Stop()
   // sim line settings (used when the line is `sim`)

@@ -23,12 +23,18 @@ Status Invalid(std::string message) { return Status::Permanent(Code::kInvalidArg
 
 std::string FarEndBehaviour::ToString() const {
   switch (kind) {
-    case FarEndKind::kAnswer: return "answer";
-    case FarEndKind::kBusy: return "busy";
-    case FarEndKind::kNoAnswer: return "no_answer";
-    case FarEndKind::kVoice: return "voice";
-    case FarEndKind::kSilence: return "silence";
-    case FarEndKind::kDropAfter: return "drop_after:" + std::to_string(drop_after_pages);
+    case FarEndKind::kAnswer:
+      return "answer";
+    case FarEndKind::kBusy:
+      return "busy";
+    case FarEndKind::kNoAnswer:
+      return "no_answer";
+    case FarEndKind::kVoice:
+      return "voice";
+    case FarEndKind::kSilence:
+      return "silence";
+    case FarEndKind::kDropAfter:
+      return "drop_after:" + std::to_string(drop_after_pages);
   }
   return "unknown";
 }
@@ -89,11 +95,12 @@ Result<SimDirectory> SimDirectory::Create(std::string_view config) {
     bool only_number_chars = !number.empty();
     for (size_t i = 0; i < number.size(); ++i) {
       char c = number[i];
-      if (!((c >= '0' && c <= '9') || (c == '+' && i == 0) || c == '-' || c == ' ')) only_number_chars = false;
+      if (!((c >= '0' && c <= '9') || (c == '+' && i == 0) || c == '-' || c == ' '))
+        only_number_chars = false;
     }
     if (digits.empty() || !only_number_chars)
-      return Invalid("sim.behaviours entry " + std::to_string(index) + " '" + std::string(entry) +
-                     "': '" + std::string(number) + "' is not a phone number");
+      return Invalid("sim.behaviours entry " + std::to_string(index) + " '" + std::string(entry) + "': '" +
+                     std::string(number) + "' is not a phone number");
     auto behaviour = ParseBehaviour(entry.substr(eq + 1));
     if (!behaviour.ok())
       return behaviour.status().WithContext("sim.behaviours entry " + std::to_string(index));
@@ -107,7 +114,8 @@ FarEndBehaviour SimDirectory::Lookup(std::string_view number) const {
   return it == by_digits_.end() ? FarEndBehaviour{} : it->second;
 }
 
-Result<std::unique_ptr<SimFarEnd>> SimFarEnd::Answer(const FarEndBehaviour& behaviour, const std::string& rx_path,
+Result<std::unique_ptr<SimFarEnd>> SimFarEnd::Answer(const FarEndBehaviour& behaviour,
+                                                     const std::string& rx_path,
                                                      const FarEndOptions& options) {
   std::unique_ptr<SimFarEnd> f(new SimFarEnd());
   f->behaviour_ = behaviour;
@@ -122,12 +130,14 @@ Result<std::unique_ptr<SimFarEnd>> SimFarEnd::Answer(const FarEndBehaviour& beha
     if (behaviour.kind == FarEndKind::kDropAfter) {
       rx.on_frame = [self](bool sent, int fcf) {
         if (!sent || fcf != T30_MCF || self->drop_armed_) return;
-        if (self->fax_ && self->fax_->Stats().pages_rx >= self->behaviour_.drop_after_pages) self->drop_armed_ = true;
+        if (self->fax_ && self->fax_->Stats().pages_rx >= self->behaviour_.drop_after_pages)
+          self->drop_armed_ = true;
       };
     }
     FF_ASSIGN_OR_RETURN(f->fax_, FaxSession::NewReceiver(rx));
   } else if (behaviour.kind != FarEndKind::kVoice && behaviour.kind != FarEndKind::kSilence) {
-    return Status::Permanent(Code::kInvalidArgument, "behaviour " + behaviour.ToString() + " does not answer");
+    return Status::Permanent(Code::kInvalidArgument,
+                             "behaviour " + behaviour.ToString() + " does not answer");
   }
   return f;
 }
@@ -182,7 +192,8 @@ void SimFarEnd::Process(std::span<const int16_t, kFrameSamples> from_caller,
           const double t = static_cast<double>(in_cycle) / 1000.0 + i / static_cast<double>(kSampleRate);
           const double f = base * (1.0 + 0.3 * t);
           phase_ += 2.0 * std::numbers::pi * f / kSampleRate;
-          const double v = 3000.0 * std::sin(phase_) + 1500.0 * std::sin(2 * phase_) + 700.0 * std::sin(3 * phase_);
+          const double v =
+              3000.0 * std::sin(phase_) + 1500.0 * std::sin(2 * phase_) + 700.0 * std::sin(3 * phase_);
           to_caller[static_cast<size_t>(i)] = static_cast<int16_t>(v);
         }
       }

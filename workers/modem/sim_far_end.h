@@ -32,7 +32,7 @@ enum class FarEndKind { kAnswer, kBusy, kNoAnswer, kVoice, kSilence, kDropAfter 
 
 struct FarEndBehaviour {
   FarEndKind kind = FarEndKind::kAnswer;
-  int drop_after_pages = 0;  // kDropAfter: hang up right after confirming this page
+  int drop_after_pages = 0;      // kDropAfter: hang up right after confirming this page
   std::string ToString() const;  // "answer", "drop_after:2", ...
   bool operator==(const FarEndBehaviour&) const = default;
 };
@@ -67,14 +67,15 @@ struct FarEndOptions {
 class SimFarEnd {
  public:
   // `rx_path`: where a fax far end writes received pages (ignored for voice/silence).
-  static Result<std::unique_ptr<SimFarEnd>> Answer(const FarEndBehaviour& behaviour, const std::string& rx_path,
-                                                   const FarEndOptions& options);
+  static Result<std::unique_ptr<SimFarEnd>> Answer(const FarEndBehaviour& behaviour,
+                                                   const std::string& rx_path, const FarEndOptions& options);
   ~SimFarEnd();
   SimFarEnd(const SimFarEnd&) = delete;
   SimFarEnd& operator=(const SimFarEnd&) = delete;
 
   // One 20 ms frame: consumes the caller's audio, produces the far end's.
-  void Process(std::span<const int16_t, kFrameSamples> from_caller, std::span<int16_t, kFrameSamples> to_caller);
+  void Process(std::span<const int16_t, kFrameSamples> from_caller,
+               std::span<int16_t, kFrameSamples> to_caller);
   bool HungUp() const { return hung_up_; }
   // The caller hung up (or the call ended): the far end closes its document.
   void Finish();
@@ -96,9 +97,9 @@ class SimFarEnd {
   bool finished_ = false;
   int pages_at_finish_ = 0;
   // drop_after state
-  bool drop_armed_ = false;        // MCF for the last page to accept is being sent
-  bool mcf_audio_seen_ = false;    // its audio started
-  int64_t silent_since_ms_ = -1;   // its audio ended at
+  bool drop_armed_ = false;       // MCF for the last page to accept is being sent
+  bool mcf_audio_seen_ = false;   // its audio started
+  int64_t silent_since_ms_ = -1;  // its audio ended at
   // voice generator state
   double phase_ = 0;
 };

@@ -18,11 +18,21 @@ std::string JsonEscape(std::string_view s) {
   out += '"';
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -53,8 +63,12 @@ class SimCall final : public Call {
  public:
   SimCall(SimLineDriver& line, CallRequest request, std::string behaviour, std::unique_ptr<SimFarEnd> far_end,
           Clock& clock, bool realtime)
-      : line_(line), request_(std::move(request)), behaviour_(std::move(behaviour)), far_(std::move(far_end)),
-        realtime_(realtime), start_(clock.Monotonic()) {}
+      : line_(line),
+        request_(std::move(request)),
+        behaviour_(std::move(behaviour)),
+        far_(std::move(far_end)),
+        realtime_(realtime),
+        start_(clock.Monotonic()) {}
   ~SimCall() override { Hangup(); }
 
   Status Exchange(std::span<const int16_t, kFrameSamples> tx, std::span<int16_t, kFrameSamples> rx) override {
@@ -115,14 +129,15 @@ std::string ToJsonLine(const SimCallRecord& r) {
 SimLineDriver::SimLineDriver(const SimLineOptions& options, SimDirectory directory, Clock& clock)
     : options_(options), directory_(std::move(directory)), clock_(clock) {}
 
-Result<std::unique_ptr<SimLineDriver>> SimLineDriver::Create(const SimLineOptions& options, SimDirectory directory,
-                                                             Clock& clock) {
+Result<std::unique_ptr<SimLineDriver>> SimLineDriver::Create(const SimLineOptions& options,
+                                                             SimDirectory directory, Clock& clock) {
   if (options.received_dir.empty())
     return Status::Permanent(Code::kInvalidArgument, "sim line: received_dir is empty");
   std::error_code ec;
   std::filesystem::create_directories(options.received_dir, ec);
   if (ec)
-    return Status::Retryable(Code::kIoError, "sim line: cannot create " + options.received_dir + ": " + ec.message());
+    return Status::Retryable(Code::kIoError,
+                             "sim line: cannot create " + options.received_dir + ": " + ec.message());
   return std::unique_ptr<SimLineDriver>(new SimLineDriver(options, std::move(directory), clock));
 }
 
@@ -131,8 +146,8 @@ std::string SimLineDriver::CallLogPath() const { return options_.received_dir + 
 std::string SimLineDriver::ReceivedPath(const CallRequest& r) const {
   std::string digits = NumberDigits(r.number);
   if (digits.empty()) digits = "unknown";
-  return options_.received_dir + "/" + digits + "/" + SafeFileName(r.job_id) + "-a" + std::to_string(r.attempt) +
-         ".tif";
+  return options_.received_dir + "/" + digits + "/" + SafeFileName(r.job_id) + "-a" +
+         std::to_string(r.attempt) + ".tif";
 }
 
 Status SimLineDriver::AppendCallRecord(const SimCallRecord& record) {
@@ -168,7 +183,8 @@ void SimLineDriver::Pace(Clock::MonoTime start, int64_t line_ms) {
 Result<DialResult> SimLineDriver::Dial(const CallRequest& request) {
   const FarEndBehaviour behaviour = directory_.Lookup(request.number);
   DialResult result;
-  auto not_answered = [&](CallSetup setup, int64_t ms, std::string detail, std::string completion) -> Result<DialResult> {
+  auto not_answered = [&](CallSetup setup, int64_t ms, std::string detail,
+                          std::string completion) -> Result<DialResult> {
     if (options_.realtime) Pace(clock_.Monotonic(), ms);
     SimCallRecord rec;
     rec.number = request.number;
@@ -188,7 +204,8 @@ Result<DialResult> SimLineDriver::Dial(const CallRequest& request) {
       return not_answered(CallSetup::kBusy, options_.busy_ms, "busy", "busy");
     case FarEndKind::kNoAnswer:
       return not_answered(CallSetup::kNoAnswer, options_.ring_timeout_ms,
-                          "no answer after " + std::to_string(options_.ring_timeout_ms / 1000) + " s", "no_answer");
+                          "no answer after " + std::to_string(options_.ring_timeout_ms / 1000) + " s",
+                          "no_answer");
     default:
       break;
   }

@@ -75,8 +75,8 @@ int RunRoles(const ConfigFlags& flags, faxflow::Roles roles, const char* name) {
     FF_LOG_ERROR(log, "{} cannot start: {}", name, pipeline.status().ToString());
     return 1;
   }
-  FF_LOG_INFO(log, "faxflow {} running on the {} bus, data in {}, http://127.0.0.1:{}", name,
-              config->bus_backend, config->data_dir, (*pipeline)->http_port());
+  FF_LOG_INFO(log, "faxflow {} running ({} bus), data in {}, http on port {}", name,
+              roles.uses_bus() ? config->bus_backend : "no", config->data_dir, (*pipeline)->http_port());
   const int sig = WaitForSignal();
   FF_LOG_INFO(log, "signal {}: stopping gracefully", sig);
   (*pipeline)->Stop();
@@ -97,6 +97,8 @@ int main(int argc, char** argv) {
   auto* gateway = app.add_subcommand("gateway", "Run the REST gateway and status store (Kafka)");
   auto* imaging = app.add_subcommand("imaging", "Run an imaging worker (Kafka)");
   auto* modem = app.add_subcommand("modem", "Run a modem worker (Kafka)");
+  auto* blobs = app.add_subcommand("blobs", "Serve the shared blob store over HTTP (blob.listen) for the other roles");
+  AddConfigFlags(blobs, flags);
   for (auto* c : {gateway, imaging, modem}) {
     AddConfigFlags(c, flags);
     c->add_option("--kafka", flags.kafka, "Kafka bootstrap servers (or kafka.bootstrap)");
@@ -142,6 +144,7 @@ int main(int argc, char** argv) {
   if (*gateway) return RunRoles(flags, {true, false, false}, "gateway");
   if (*imaging) return RunRoles(flags, {false, true, false}, "imaging");
   if (*modem) return RunRoles(flags, {false, false, true}, "modem");
+  if (*blobs) return RunRoles(flags, {false, false, false, true}, "blobs");
   if (*demo) {
     auto config = BuildConfig(flags);
     if (!config.ok()) {

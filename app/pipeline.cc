@@ -7,7 +7,10 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "producers/gateway/gateway.h"
+#include "producers/ingest/ingest_worker.h"
+#include "producers/ingest/url_fetcher.h"
 #include "producers/gateway/submission_service.h"
+#include "storage/blob_http.h"
 #include "storage/dedup_store.h"
 #include "topics/catalogue.h"
 #include "topics/embedded/embedded_bus.h"
@@ -68,17 +71,28 @@ struct Pipeline::Parts {
   std::unique_ptr<modem::LineDriver> line;
   std::unique_ptr<bus::Producer> producer;
   std::unique_ptr<SubmissionService> submissions;
+  std::unique_ptr<ingest::UrlFetcher> fetcher;
+  std::unique_ptr<ingest::IngestWorker> ingest;
   std::unique_ptr<bus::LagMonitor> lag;
   std::unique_ptr<StatusWorker> status_worker;
   std::unique_ptr<imaging::ImagingWorker> imaging;
   std::unique_ptr<modem::ModemWorker> modem;
   std::unique_ptr<Gateway> gateway;
+  std::unique_ptr<BlobServer> blob_server;
   std::unique_ptr<AdminServer> admin;
 
   Status Ready() const {
     if (imaging) FF_RETURN_IF_ERROR(imaging->status());
-    FF_ASSIGN_OR_RETURN(auto n, bus->PartitionCount(std::string(bus::topic::kJobs)));
-    (void)n;
+    if (bus) {
+      FF_ASSIGN_OR_RETURN(auto n, bus->PartitionCount(std::string(bus::topic::kJobs)));
+      (void)n;
+    }
+    if (!config.blob_url.empty()) {
+      HttpBlobStoreOptions o;
+      o.url = config.blob_url;
+      o.token = config.blob_token;
+      FF_RETURN_IF_ERROR(PingBlobServer(o).WithContext("blob server"));
+    }
     return Status::Ok();
   }
 
@@ -89,10 +103,12 @@ struct Pipeline::Parts {
     stopped = true;
     auto log = Logger("app");
     if (gateway) gateway->Stop();      // stop accepting first
+    if (ingest) ingest->Stop();
     if (imaging) imaging->Stop();
     if (modem) modem->Stop();
     if (status_worker) status_worker->Stop();
     if (lag) lag->Stop();
+    if (blob_server) blob_server->Stop();
     if (admin) admin->Stop();
     FF_LOG_INFO(log, "stopped");
   }
@@ -140,10 +156,27 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::Fatal(Code::kIoError, "cannot create data_dir " + dir + ": " + ec.message());
 
-  FF_ASSIGN_OR_RETURN(p->bus, OpenConfiguredBus(config, p->registry.get()));
-  FF_RETURN_IF_ERROR(p->bus->EnsureTopics(bus::Catalogue()).WithContext("topics"));
-  FF_ASSIGN_OR_RETURN(p->blobs, OpenRocksBlobStore(dir + "/blobs", RocksBlobStoreOptions{},
-                                                   [&clock] { return clock.NowMillis(); }));
+  if (config.blob_url.empty() || roles.blobs) {
+    FF_ASSIGN_OR_RETURN(p->blobs, OpenRocksBlobStore(dir + "/blobs", RocksBlobStoreOptions{},
+                                                     [&clock] { return clock.NowMillis(); }));
+  } else {
+    HttpBlobStoreOptions o;
+    o.url = config.blob_url;
+    o.token = config.blob_token;
+    FF_ASSIGN_OR_RETURN(p->blobs, OpenHttpBlobStore(o));
+  }
+  if (roles.blobs) {
+    FF_ASSIGN_OR_RETURN(auto listen, ParseListen(config.blob_listen));
+    BlobServerOptions bo;
+    bo.token = config.blob_token;
+    p->blob_server = std::make_unique<BlobServer>(*p->blobs, bo, p->registry.get());
+    FF_RETURN_IF_ERROR(p->blob_server->Start(listen.first, listen.second));
+    FF_LOG_INFO(log, "blob server on http://{}:{}/v1/blobs", listen.first, p->blob_server->port());
+  }
+  if (roles.uses_bus()) {
+    FF_ASSIGN_OR_RETURN(p->bus, OpenConfiguredBus(config, p->registry.get()));
+    FF_RETURN_IF_ERROR(p->bus->EnsureTopics(bus::Catalogue()).WithContext("topics"));
+  }
 
   // Static split of partitions between processes of one role (instance.index of instance.count).
   auto owned = [&](std::string_view topic) -> Result<std::vector<int32_t>> {
@@ -160,6 +193,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
     p->status_worker = std::make_unique<StatusWorker>(*p->bus, *p->status, *p->registry, clock);
     FF_RETURN_IF_ERROR(p->status_worker->Start().WithContext("status worker"));
     watches.push_back({std::string(bus::topic::kEvents), std::string(bus::group::kStatus)});
+    watches.push_back({std::string(bus::topic::kIngest), std::string(bus::group::kIngest)});
   }
   if (roles.imaging) {
     auto options = imaging::ImagingOptions::FromConfig(config);
@@ -183,8 +217,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
     FF_RETURN_IF_ERROR(p->modem->Start().WithContext("modem worker"));
     watches.push_back({std::string(bus::topic::kJobs), std::string(bus::group::kModem)});
   }
-  p->lag = std::make_unique<bus::LagMonitor>(*p->bus, watches, *p->registry);
-  FF_RETURN_IF_ERROR(p->lag->Start());
+  if (p->bus) {
+    p->lag = std::make_unique<bus::LagMonitor>(*p->bus, watches, *p->registry);
+    FF_RETURN_IF_ERROR(p->lag->Start());
+  }
 
   Parts* raw = p.get();
   if (roles.gateway) {
@@ -206,6 +242,17 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
     p->gateway = std::make_unique<Gateway>(go, *p->submissions, *p->status, *p->blobs, *p->registry,
                                            [raw] { return raw->Ready(); });
     FF_RETURN_IF_ERROR(p->gateway->Start());
+
+    // Enterprise ingestion (fax.ingest) shares the submission path with REST.
+    p->fetcher = std::make_unique<ingest::UrlFetcher>(ingest::UrlFetcherOptionsFromConfig(config));
+    auto io = ingest::IngestOptions::FromConfig(config);
+    if (config.instance_count > 1) {
+      FF_ASSIGN_OR_RETURN(io.partitions, owned(bus::topic::kIngest));
+      io.instance = std::to_string(config.instance_index);
+    }
+    p->ingest = std::make_unique<ingest::IngestWorker>(io, *p->bus, *p->submissions, *p->blobs, *p->fetcher,
+                                                       *p->registry, clock);
+    FF_RETURN_IF_ERROR(p->ingest->Start().WithContext("ingest worker"));
   } else {
     FF_ASSIGN_OR_RETURN(auto listen, ParseListen(config.admin_listen));
     p->admin = std::make_unique<AdminServer>(*p->registry, [raw] { return raw->Ready(); });

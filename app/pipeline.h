@@ -3,6 +3,8 @@
 // `faxflow all` runs every role in one process; the distributed roles (`faxflow gateway`,
 // `imaging`, `modem`) run a subset against Kafka. Stores live under config.data_dir:
 //   bus/ (embedded bus), blobs/, dedup/, status/, received/ (sim far end), modem-work/.
+// With blob.url set, the blob store is the shared blob server (`faxflow blobs`) instead of
+// blobs/: that is how separate processes see the same sources and pages.
 // Start order is bottom-up (bus and stores, topics, then the consumers, the gateway last, so
 // nothing is accepted before the pipeline can carry it). Stop() is the reverse: the gateway
 // stops accepting, the workers finish or hand back in-flight work and commit, then the stores
@@ -27,7 +29,9 @@ struct Roles {
   bool gateway = false;  // REST API + status worker + status store
   bool imaging = false;
   bool modem = false;
-  static Roles All() { return {true, true, true}; }
+  bool blobs = false;    // serve this process's blob store over HTTP (`faxflow blobs`)
+  static Roles All() { return {true, true, true, false}; }
+  bool uses_bus() const { return gateway || imaging || modem; }
 };
 
 // Opens the bus the config names (embedded under data_dir/bus, or Kafka).

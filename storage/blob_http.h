@@ -11,7 +11,8 @@
 //   HEAD /v1/blobs/{id}   -> 200 | 404 | 400 (no body)
 //   GET  /healthz         -> 200 "ok" (never needs the token)
 // Errors carry a JSON body {"code": "<CodeName>", "severity": "...", "message": "..."}.
-// With a token configured, /v1/ requests need `Authorization: Bearer <token>` (401 otherwise).
+// With a token configured, every request but /healthz needs `Authorization: Bearer <token>`
+// (401 otherwise).
 //
 // Both sides verify content addresses: the client checks the id the server returns for a Put and
 // the SHA-256 of every body it gets, so neither a faulty server nor a damaged transfer can hand a

@@ -22,12 +22,15 @@ Status LagMonitor::Start() {
     FF_ASSIGN_OR_RETURN(auto c, bus_.NewConsumer({w.group, "lag-monitor", true}));
     consumers_.push_back(std::move(c));
   }
-  Refresh().IgnoreError();  // the first refresh may race topic creation; the loop retries
+  // Refreshes run on the monitor's thread only: on Kafka, committed offsets are admin calls that
+  // can take seconds while a fresh broker loads its group coordinator; start-up never waits.
   thread_ = std::thread([this] {
     auto log = Logger("bus");
     std::unique_lock lock(mu_);
+    bool first = true;
     while (!stop_) {
-      cv_.wait_for(lock, interval_, [this] { return stop_; });
+      if (!first) cv_.wait_for(lock, interval_, [this] { return stop_; });
+      first = false;
       if (stop_) break;
       lock.unlock();
       auto r = Refresh();

@@ -62,6 +62,8 @@ class SubmissionService {
   SubmissionService(SubmissionLimits limits, bus::Producer& producer, BlobStore& blobs, StatusStore& status,
                     Clock& clock, DocumentSniffer sniffer);
   SubmitOutcome Submit(const SubmitRequest& request);
+  // The limits Submit enforces (ingestion checks the document count before fetching URLs).
+  const SubmissionLimits& limits() const { return limits_; }
 
  private:
   SubmissionLimits limits_;

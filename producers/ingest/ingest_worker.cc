@@ -133,7 +133,15 @@ Status IngestWorker::Handle(const bus::Record& record) {
   req.options = in.options;
   req.source = "ingest";
 
-  // Blob references first: cheap, and no URL is fetched for a record that is going to fail anyway.
+  // Cheap checks before any URL is fetched, so a record that is going to fail anyway (or names
+  // thousands of URLs) costs no fetches. The SubmissionService re-checks everything.
+  const int64_t max_documents = submissions_.limits().max_documents;
+  if (static_cast<int64_t>(in.documents.size()) > max_documents)
+    return DeadLetterRecord(record, "too_many_documents: at most " + std::to_string(max_documents) +
+                                        " documents (field documents)");
+  if (in.to.empty())
+    return DeadLetterRecord(record, "missing_recipient: at least one recipient ('to') is required (field to)");
+  // Blob references next: a missing blob fails the record before any fetch.
   for (size_t i = 0; i < in.documents.size(); ++i) {
     const auto& d = in.documents[i];
     if (d.kind != IngestDocument::Kind::kBlob) continue;

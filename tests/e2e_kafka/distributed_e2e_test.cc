@@ -71,18 +71,22 @@ class Cluster {
     return std::make_unique<ChildProcess>(argv, dir_ + "/" + name + ".log");
   }
 
-  void StartBlobs() {
+  // Each Start* returns false (with the process log on stderr) when the role does not come up.
+  bool StartBlobs() {
     blobs_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{FaxflowBinary(), "blobs", "--set", "data_dir=" + dir_ + "/blobs", "--set",
-                                 "blob.listen=127.0.0.1:" + std::to_string(blob_port_)},
+                                 "blob.listen=127.0.0.1:" + std::to_string(blob_port_), "--set",
+                                 "admin.listen=127.0.0.1:0"},
         dir_ + "/blobs.log");
-    ASSERT_TRUE(Await([&] { return HttpGet(blob_port_, "/healthz").status == 200; }, std::chrono::seconds(30)))
-        << blobs_->Log();
+    const bool up = Await([&] { return HttpGet(blob_port_, "/healthz").status == 200; }, std::chrono::seconds(30));
+    if (!up) std::cerr << blobs_->Log();
+    return up;
   }
-  void StartGateway() {
+  bool StartGateway() {
     gateway_ = Spawn("gateway", "gateway", {"--set", "gateway.listen=127.0.0.1:" + std::to_string(gateway_port_)});
-    ASSERT_TRUE(Await([&] { return HttpGet(gateway_port_, "/readyz").status == 200; }, std::chrono::seconds(60)))
-        << gateway_->Log();
+    const bool up = Await([&] { return HttpGet(gateway_port_, "/readyz").status == 200; }, std::chrono::seconds(90));
+    if (!up) std::cerr << gateway_->Log();
+    return up;
   }
   std::unique_ptr<ChildProcess> StartWorker(const std::string& role, int index) {
     const std::string name = role + std::to_string(index);
@@ -145,8 +149,8 @@ TEST(DistributedE2E, FiftyRestAndTenIngestedFaxesSurviveKillNineOfImagingAndMode
   Broker broker(dir.path() + "/kafka");
   ASSERT_TRUE(broker.ok()) << "scripts/kafka could not start a private broker";
   Cluster cluster(dir.path(), broker.bootstrap());
-  cluster.StartBlobs();
-  cluster.StartGateway();
+  ASSERT_TRUE(cluster.StartBlobs());
+  ASSERT_TRUE(cluster.StartGateway());
   auto imaging0 = cluster.StartWorker("imaging", 0);
   auto imaging1 = cluster.StartWorker("imaging", 1);
   auto modem0 = cluster.StartWorker("modem", 0);

@@ -434,6 +434,22 @@ TEST_F(IngestTest, PrivateUrlIsRefusedWithoutConnectingWhenPrivateTargetsAreNotA
   EXPECT_EQ(Metric("retry"), 0);  // refused targets are permanent: no retries
 }
 
+TEST_F(IngestTest, RecordsThatWillFailFetchNothing) {
+  CountingListener target;
+  StartWorker(/*allow_private=*/true);
+  const std::string url = R"({"url":"http://127.0.0.1:)" + std::to_string(target.port()) + R"(/d.pdf"})";
+  std::string many = "[";
+  for (int i = 0; i < 11; ++i) many += (i ? "," : "") + url;
+  many += "]";
+  Produce("many", R"({"to":["+15550100000"],"documents":)" + many + "}", {}, 0);
+  Produce("nobody", R"({"documents":[)" + url + "]}", {}, 0);
+  const auto& dead = dlq_reader().AwaitCount(2);
+  ASSERT_EQ(dead.size(), 2u);
+  EXPECT_NE(dead[0].header(bus::header::kReason)->find("too_many_documents"), std::string::npos);
+  EXPECT_NE(dead[1].header(bus::header::kReason)->find("missing_recipient"), std::string::npos);
+  EXPECT_EQ(target.accepted(), 0);
+}
+
 TEST_F(IngestTest, CommittedRecordsAreNotIngestedAgainAfterARestart) {
   const std::string blob = *blobs_->Put(kText);
   StartWorker();
@@ -565,6 +581,75 @@ TEST(IngestRecordTest, Base64IsStrict) {
   EXPECT_FALSE(DecodeBase64("aGVsbG8=x").ok());
   EXPECT_FALSE(DecodeBase64("a").ok());
   EXPECT_FALSE(DecodeBase64("aGV-bG8=").ok());
+}
+
+}  // namespace
+}  // namespace faxflow::ingest
+
+namespace faxflow::ingest {
+namespace {
+
+bus::Record Rec(std::string value, std::vector<bus::Header> headers = {}) {
+  bus::Record r;
+  r.topic = "fax.ingest";
+  r.value = std::move(value);
+  r.headers = std::move(headers);
+  return r;
+}
+
+TEST(IngestRecordTest, FormatIsDecidedByHeaderThenFirstByte) {
+  auto j = DecodeIngestRecord(Rec("  \n {\"to\":[\"+15550100000\"],\"documents\":[{\"url\":\"https://a/b.pdf\"}]}"));
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_EQ(j->format, "json");
+  EXPECT_EQ(j->documents[0].kind, IngestDocument::Kind::kUrl);
+
+  v1::Submission sub;
+  sub.add_recipients()->set_number("+15550100000");
+  sub.add_documents()->set_url("https://a/b.pdf");
+  auto p = DecodeIngestRecord(Rec(sub.SerializeAsString(), {{"content-type", "application/x-protobuf"}}));
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->format, "protobuf");
+  EXPECT_EQ(p->tenant, "default");
+
+  // A JSON content-type on Protobuf bytes is believed, and the reason says so.
+  auto wrong = DecodeIngestRecord(Rec(sub.SerializeAsString(), {{"Content-Type", "application/json"}}));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("not JSON"), std::string::npos) << wrong.status().message();
+  EXPECT_FALSE(DecodeIngestRecord(Rec("{}", {{"content-type", "text/csv"}})).ok());
+  EXPECT_FALSE(DecodeIngestRecord(Rec("   ")).ok());
+}
+
+TEST(IngestRecordTest, TypesAreStrict) {
+  struct Case {
+    std::string json;
+    std::string reason;
+  };
+  for (const auto& c : std::vector<Case>{
+           {R"({"to":["+1"],"documents":[],"options":{"priority":5.5}})", "options.priority: expected an integer, got number"},
+           {R"({"to":["+1"],"documents":[],"options":{"priority":12}})", "options.priority: must be between 0 and 9"},
+           {R"({"to":["+1"],"documents":[],"options":{"paper":"a3"}})", "options.paper: must be"},
+           {R"({"to":["+1"],"documents":[],"options":{"colour":true}})", "options.colour: unknown field"},
+           {R"({"to":[1],"documents":[]})", "to[0]: expected a string, got integer"},
+           {R"({"to":["+1"],"documents":{"url":"x"}})", "documents: expected an array of objects, got object"},
+           {R"({"to":["+1"],"documents":["https://a/b"]})", "documents[0]: expected an object, got string"},
+           {R"({"to":["+1"],"documents":[{"filename":"a.pdf"}]})", "exactly one of"},
+           {R"({"tenant":7})", "tenant: expected a string, got integer"},
+           {R"([])", "not JSON"},
+           {R"("just a string")", "not JSON"},
+       }) {
+    auto r = DecodeIngestRecord(Rec(c.json));
+    ASSERT_FALSE(r.ok()) << c.json;
+    EXPECT_TRUE(r.status().permanent());
+    EXPECT_NE(r.status().message().find(c.reason), std::string::npos) << c.json << " -> " << r.status().message();
+  }
+  v1::Submission both;
+  both.add_recipients()->set_number("+15550100000");
+  auto* d = both.add_documents();
+  d->set_blob_id("a");
+  d->set_url("https://a/b");
+  auto r = DecodeIngestRecord(Rec(both.SerializeAsString(), {{"faxflow-schema", "faxflow.v1.Submission"}}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not both"), std::string::npos);
 }
 
 }  // namespace

@@ -298,6 +298,30 @@ TEST_F(ModemWorkerTest, RedeliveryAfterRestartIsSuppressedAndOffsetsAdvance) {
   EXPECT_NE(Metrics().find("faxflow_modem_dedup_suppressed_total 1"), std::string::npos);
 }
 
+TEST_F(ModemWorkerTest, TerminalLedgerWithoutAResultEventReEmitsItOnRedelivery) {
+  // A previous worker recorded the job terminal (partial, 2 of 5 pages) and died before it
+  // produced the result event. The redelivered job must not be dialled, and the missing
+  // terminal event must be produced from the ledger so the fax's status can end.
+  const int64_t now = clock_.NowMillis();
+  ASSERT_TRUE(dedup_->BeginAttempt("rcp_lost_event", 1, kPages, now).ok());
+  ASSERT_TRUE(dedup_->ConfirmPage("rcp_lost_event", 1, 1, now).ok());
+  ASSERT_TRUE(dedup_->ConfirmPage("rcp_lost_event", 1, 2, now).ok());
+  ASSERT_TRUE(dedup_->FinishAttempt("rcp_lost_event", 1, true, v1::STATE_PARTIAL, v1::REASON_DROPPED, now).ok());
+  StartWorker();
+  Submit(Job("rcp_lost_event", "+15550100005"));
+  auto results = Results(AwaitEvents([](const auto& ev) { return Results(ev).size() == 1; }));
+  ASSERT_EQ(results.size(), 1u);
+  const auto& r = results["rcp_lost_event"];
+  EXPECT_TRUE(r.terminal());
+  EXPECT_EQ(r.state(), v1::STATE_PARTIAL);
+  EXPECT_EQ(r.reason(), v1::REASON_DROPPED);
+  EXPECT_EQ(r.pages_sent(), 2);
+  EXPECT_EQ(r.pages_total(), kPages);
+  worker_->Stop();
+  EXPECT_TRUE(CallLog().empty()) << "a terminal job must not be dialled again";
+  EXPECT_NE(Metrics().find("faxflow_modem_dedup_suppressed_total 1"), std::string::npos);
+}
+
 TEST_F(ModemWorkerTest, InterruptedAttemptResumesAtFirstUnconfirmedPage) {
   // A previous worker began attempt 1, got pages 1 and 2 confirmed, then crashed mid-call.
   const int64_t now = clock_.NowMillis();

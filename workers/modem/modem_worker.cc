@@ -222,6 +222,19 @@ bool ModemWorker::ProcessJob(Channel& channel, const v1::OutboundJob& job) {
   }
   if (ledger && ledger->terminal) {
     Suppress(job, "already finished");
+    // The process may have died between the ledger's terminal record and the result event:
+    // re-emit the terminal result from the ledger. Consumers apply it idempotently (a terminal
+    // state is final), so a duplicate is harmless and a missing one is repaired.
+    v1::DeliveryEvent ev;
+    auto* r = ev.mutable_result();
+    r->set_attempt(ledger->attempts_finished);
+    r->set_state(static_cast<v1::RecipientState>(ledger->terminal_state));
+    r->set_reason(static_cast<v1::FailureReason>(ledger->terminal_reason));
+    r->set_pages_sent(ledger->pages_confirmed);
+    r->set_pages_total(ledger->pages_total);
+    r->set_terminal(true);
+    r->set_detail("terminal result re-emitted from the dial ledger after a redelivery");
+    Emit(job, std::move(ev));
     return true;
   }
   AttemptPlan plan;

@@ -19,7 +19,9 @@ LagMonitor::~LagMonitor() { Stop(); }
 
 Status LagMonitor::Start() {
   for (const auto& w : watches_) {
-    FF_ASSIGN_OR_RETURN(auto c, bus_.NewConsumer({w.group, "lag-monitor", true}));
+    // read_uncommitted: it only reads committed offsets and end offsets (high watermark, so
+    // transaction markers count as depth until the group commits past them).
+    FF_ASSIGN_OR_RETURN(auto c, bus_.NewConsumer({w.group, "lag-monitor", false}));
     consumers_.push_back(std::move(c));
   }
   // Refreshes run on the monitor's thread only: on Kafka, committed offsets are admin calls that

@@ -245,7 +245,8 @@ TEST(DistributedE2E, FiftyRestAndTenIngestedFaxesSurviveKillNineOfImagingAndMode
     auto r = HttpGet(cluster.gateway_port(), "/v1/faxes?limit=500");
     if (r.status != 200) return false;
     int done = 0;
-    for (const auto& f : nlohmann::json::parse(r.body).at("faxes")) {
+    const auto list = nlohmann::json::parse(r.body);
+    for (const auto& f : list.at("faxes")) {
       if (f.at("tags").empty() || f.at("tags")[0].get<std::string>().rfind("ingest-", 0) != 0) continue;
       if (f.at("state") == "delivered") ++done;
     }

@@ -458,6 +458,10 @@ class KafkaBus final : public Bus {
     const Props defaults = {
         {"message.timeout.ms", std::to_string(options_.operation_timeout.count())},
         {"message.max.bytes", std::to_string(kMaxMessageBytes)},
+        // Produce blocks until the record is acknowledged, so waiting to fill a batch only adds
+        // latency: records enqueued together (ProduceBatch, concurrent callers) still batch.
+        // Overridable with kafka.linger.ms.
+        {"linger.ms", "0"},
     };
     const Props forced = {{"enable.idempotence", "true"}, {"acks", "all"}};
     FF_ASSIGN_OR_RETURN(HandlePtr h, NewHandle(RD_KAFKA_PRODUCER, ctx.get(), defaults, forced,
@@ -1066,9 +1070,21 @@ Status KafkaConsumer::Commit(const std::vector<TopicPartitionOffset>& offsets) {
 
 Result<std::optional<int64_t>> KafkaConsumer::Committed(const TopicPartition& tp) {
   FF_RETURN_IF_ERROR(CheckFatal("committed"));
-  // Through the admin API without require_stable: a read_committed consumer's own OffsetFetch
-  // (rd_kafka_committed) blocks while a transaction with offsets for the partition is open.
-  return bus_->CommittedOffset(options_.group, tp);
+  if (options_.read_committed) {
+    // Through the admin API without require_stable: a read_committed consumer's own OffsetFetch
+    // (rd_kafka_committed) blocks while a transaction with offsets for the partition is open.
+    return bus_->CommittedOffset(options_.group, tp);
+  }
+  // Through this consumer's own group coordinator. librdkafka 2.0.2's admin OffsetFetch can
+  // crash (NULL consumer group) when the broker answers NOT_COORDINATOR or "coordinator load in
+  // progress", as a freshly started broker does; the consumer's own request handles that.
+  PartitionListPtr list = ToList({tp});
+  FF_RETURN_IF_ERROR(StatusFromErr(rd_kafka_committed(handle_.get(), list.get(), ToMs(timeout_)),
+                                   "kafka committed " + TpName(tp.topic, tp.partition)));
+  FF_RETURN_IF_ERROR(FirstPartitionError(list.get(), "kafka committed"));
+  const int64_t offset = list->elems[0].offset;
+  if (offset < 0) return std::optional<int64_t>();
+  return std::optional<int64_t>(offset);
 }
 
 Status KafkaConsumer::Seek(const TopicPartition& tp, int64_t offset) {

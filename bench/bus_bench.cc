@@ -419,28 +419,6 @@ void RunEmbedded() {
 // Blob store vs raw RocksDB (same DB and column family options as storage/rocks_blob_store.cc)
 // ------------------------------------------------------------------------------------------
 
-rocksdb::ColumnFamilyOptions RawMetaOptions() {
-  rocksdb::ColumnFamilyOptions cf;
-  rocksdb::BlockBasedTableOptions table;
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  return cf;
-}
-
-rocksdb::ColumnFamilyOptions RawContentOptions(const RocksBlobStoreOptions& options) {
-  rocksdb::ColumnFamilyOptions cf;
-  cf.compression = rocksdb::kNoCompression;
-  cf.enable_blob_files = true;
-  cf.min_blob_size = options.min_blob_size;
-  cf.blob_file_size = options.blob_file_size;
-  cf.blob_compression_type = rocksdb::kNoCompression;
-  cf.enable_blob_garbage_collection = true;
-  rocksdb::BlockBasedTableOptions table;
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  return cf;
-}
-
 struct RawBlobDb {
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs;
@@ -456,8 +434,8 @@ std::unique_ptr<RawBlobDb> OpenRawBlobDb(const std::string& dir, const RocksBlob
   db_options.keep_log_file_num = 5;
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {"meta", RawMetaOptions()},
-      {"blobs", RawContentOptions(options)},
+      {"meta", BlobStoreMetaOptions()},
+      {"blobs", BlobStoreContentOptions(options)},
   };
   auto out = std::make_unique<RawBlobDb>();
   rocksdb::DB* raw = nullptr;

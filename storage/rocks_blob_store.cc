@@ -43,7 +43,9 @@ Status InvalidId(std::string_view id) {
                            "blob id must be 64 lowercase hex characters (SHA-256), got \"" + shown + "\"");
 }
 
-rocksdb::ColumnFamilyOptions MetaOptions() {
+}  // namespace
+
+rocksdb::ColumnFamilyOptions BlobStoreMetaOptions() {
   rocksdb::ColumnFamilyOptions cf;
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
@@ -51,7 +53,7 @@ rocksdb::ColumnFamilyOptions MetaOptions() {
   return cf;
 }
 
-rocksdb::ColumnFamilyOptions ContentOptions(const RocksBlobStoreOptions& options) {
+rocksdb::ColumnFamilyOptions BlobStoreContentOptions(const RocksBlobStoreOptions& options) {
   rocksdb::ColumnFamilyOptions cf;
   // Fax pages (G4 TIFF) and most sources (PDF) are already compressed.
   cf.compression = rocksdb::kNoCompression;
@@ -66,7 +68,6 @@ rocksdb::ColumnFamilyOptions ContentOptions(const RocksBlobStoreOptions& options
   return cf;
 }
 
-}  // namespace
 
 Result<std::unique_ptr<RocksBlobStore>> RocksBlobStore::Open(const std::string& path,
                                                              const RocksBlobStoreOptions& options,
@@ -79,8 +80,8 @@ Result<std::unique_ptr<RocksBlobStore>> RocksBlobStore::Open(const std::string& 
   db_options.keep_log_file_num = 5;
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {"meta", MetaOptions()},
-      {"blobs", ContentOptions(options)},
+      {"meta", BlobStoreMetaOptions()},
+      {"blobs", BlobStoreContentOptions(options)},
   };
   FF_ASSIGN_OR_RETURN(auto db, storage_internal::RocksDb::Open(path, db_options, families));
   return std::unique_ptr<RocksBlobStore>(new RocksBlobStore(std::move(db), options, std::move(now_ms), metrics));

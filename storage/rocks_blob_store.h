@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include <rocksdb/options.h>
+
 #include "common/status.h"
 #include "storage/blob_store.h"
 #include "storage/metrics.h"
@@ -39,6 +41,11 @@ struct BlobInfo {
 // Only one process may open a path at a time (RocksDB's LOCK file).
 // Threading: thread-safe. Operations on one id serialise on a striped mutex, so a Put racing a
 // CollectGarbage of the same id either keeps the blob or re-creates it, never loses it.
+// The column family options the store uses (content in blob files, uncompressed; meta with a
+// Bloom filter). Exposed so benchmarks compare against raw RocksDB with exactly these options.
+rocksdb::ColumnFamilyOptions BlobStoreContentOptions(const RocksBlobStoreOptions& options);
+rocksdb::ColumnFamilyOptions BlobStoreMetaOptions();
+
 class RocksBlobStore final : public BlobStore {
  public:
   // `now_ms` supplies put times (inject a ManualClock in tests). `metrics` may be null.

@@ -44,6 +44,17 @@ void SendJson(httplib::Response& res, int status, const nlohmann::json& body) {
   res.set_content(body.dump(2) + "\n", "application/json");
 }
 
+// The fax's status, or nothing after answering 404 (unknown id) or 503 (store unavailable).
+std::optional<v1::FaxStatus> FindFax(StatusStore& store, const std::string& id, httplib::Response& res) {
+  auto s = store.Get(id);
+  if (!s.ok()) {
+    SendJson(res, 503, ErrorJson("status_unavailable", s.status().message()));
+    return std::nullopt;
+  }
+  if (!s->has_value()) SendJson(res, 404, ErrorJson("not_found", "no fax with id '" + id + "'"));
+  return std::move(*s);
+}
+
 Status ParseOptionsInto(const nlohmann::json& j, SubmitRequest& req) {
   auto& o = req.options;
   try {
@@ -165,32 +176,17 @@ void Gateway::Routes() {
 
   srv.Get(R"(/v1/faxes/([A-Za-z0-9_]+))", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
-    auto s = status_.Get(id);
-    if (!s.ok()) {
-      SendJson(res, 503, ErrorJson("status_unavailable", s.status().message()));
-      return;
-    }
-    if (!s->has_value()) {
-      SendJson(res, 404, ErrorJson("not_found", "no fax with id '" + id + "'"));
-      return;
-    }
-    SendJson(res, 200, FaxStatusJson(**s));
+    auto fax = FindFax(status_, id, res);
+    if (fax) SendJson(res, 200, FaxStatusJson(*fax));
   });
 
   srv.Get(R"(/v1/faxes/([A-Za-z0-9_]+)/pages/([0-9]{1,5}))", [this](const httplib::Request& req,
                                                                       httplib::Response& res) {
     const std::string id = req.matches[1];
     const int n = std::stoi(req.matches[2]);
-    auto s = status_.Get(id);
-    if (!s.ok()) {
-      SendJson(res, 503, ErrorJson("status_unavailable", s.status().message()));
-      return;
-    }
-    if (!s->has_value()) {
-      SendJson(res, 404, ErrorJson("not_found", "no fax with id '" + id + "'"));
-      return;
-    }
-    const auto& fax = **s;
+    auto found = FindFax(status_, id, res);
+    if (!found) return;
+    const auto& fax = *found;
     if (n < 1 || n > fax.page_blob_ids_size()) {
       SendJson(res, 404, ErrorJson("not_found", "fax '" + id + "' has " + std::to_string(fax.page_blob_ids_size()) +
                                                     " rendered pages"));

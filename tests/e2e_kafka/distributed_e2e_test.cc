@@ -34,8 +34,13 @@ int RunShell(const std::string& cmd) { return std::system(cmd.c_str()); }
 
 class Broker {
  public:
-  explicit Broker(const std::string& state_dir) : port_(FreePort()), state_(state_dir) {
-    ok_ = Script("start --fresh") == 0;
+  // The broker also needs port+1 (controller), which FreePort does not check: try a few ports.
+  explicit Broker(const std::string& state_dir) : state_(state_dir) {
+    for (int attempt = 0; attempt < 3 && !ok_; ++attempt) {
+      port_ = FreePort();
+      ok_ = Script("start --fresh") == 0;
+      if (!ok_) Script("stop");
+    }
   }
   ~Broker() { Script("stop"); }
   bool ok() const { return ok_; }
@@ -46,7 +51,7 @@ class Broker {
     return RunShell("FAXFLOW_KAFKA_PORT=" + std::to_string(port_) + " FAXFLOW_KAFKA_STATE=" + state_ + " " +
                     SourceDir() + "/scripts/kafka " + command + " >&2");
   }
-  int port_;
+  int port_ = 0;
   std::string state_;
   bool ok_ = false;
 };

@@ -170,8 +170,8 @@ Status Enqueue(rd_kafka_t* rk, const Message& m, int32_t partition, void* opaque
                SteadyClock::time_point deadline) {
   // An empty key is a null key (Kafka's "no key"); values are always non-null.
   static char empty_value = 0;
-  std::vector<rd_kafka_vu_t> vus;
-  vus.reserve(6 + m.headers.size());
+  thread_local std::vector<rd_kafka_vu_t> vus;  // reused: no allocation per record
+  vus.clear();
   rd_kafka_vu_t vu{};
   vu.vtype = RD_KAFKA_VTYPE_TOPIC;
   vu.u.cstr = m.topic.c_str();
@@ -229,12 +229,26 @@ class KafkaBus;
 // ------------------------------------------------------------------------------------------
 
 // Outcome slots of one Produce/ProduceBatch call; each message's opaque points at its slot.
+// Each report writes only its own slot and decrements `pending` (no lock); the last one sets
+// `done` under the mutex, so the waiting caller cannot free the batch while a report still
+// touches it.
 struct DeliveryBatch {
   std::mutex mu;
   std::condition_variable cv;
-  size_t pending = 0;
+  std::atomic<size_t> pending{0};
+  bool done = false;  // guarded by mu
   std::vector<Status> statuses;
   std::vector<Position> positions;
+
+  // Accounts for `n` reports (delivered or never enqueued); the last one wakes the caller.
+  void Settle(size_t n) {
+    if (n == 0) return;
+    if (pending.fetch_sub(n, std::memory_order_acq_rel) == n) {
+      std::lock_guard<std::mutex> lock(mu);
+      done = true;
+      cv.notify_all();
+    }
+  }
 };
 struct DeliverySlot {
   DeliveryBatch* batch = nullptr;
@@ -257,10 +271,9 @@ void DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m, void* /*opaqu
     }
   }
   DeliveryBatch* batch = slot->batch;
-  std::lock_guard<std::mutex> lock(batch->mu);
   batch->statuses[slot->index] = std::move(status);
   batch->positions[slot->index] = Position{m->partition, m->offset};
-  if (--batch->pending == 0) batch->cv.notify_all();
+  batch->Settle(1);
 }
 
 // Idempotent producer (acks=all). Produce blocks until the delivery report of its records;
@@ -902,31 +915,29 @@ Status KafkaProducer::Send(std::span<const Message> messages, DeliveryBatch& bat
   batch.statuses.assign(messages.size(), Status::Ok());
   batch.positions.assign(messages.size(), Position{});
   std::vector<DeliverySlot> slots(messages.size());
+  batch.pending.store(messages.size(), std::memory_order_relaxed);
   Status enqueue_error;
-  for (size_t i = 0; i < messages.size(); ++i) {
-    const Message& m = messages[i];
+  size_t enqueued = 0;
+  for (; enqueued < messages.size(); ++enqueued) {
+    const Message& m = messages[enqueued];
     Result<int32_t> partition = bus_->PartitionFor(m);
     if (!partition.ok()) {
       enqueue_error = partition.status();
       break;
     }
-    slots[i] = DeliverySlot{&batch, i};
-    {
-      std::lock_guard<std::mutex> lock(batch.mu);
-      ++batch.pending;
-    }
-    Status s = Enqueue(handle_.get(), m, *partition, &slots[i], deadline);
+    slots[enqueued] = DeliverySlot{&batch, enqueued};
+    Status s = Enqueue(handle_.get(), m, *partition, &slots[enqueued], deadline);
     if (!s.ok()) {
-      std::lock_guard<std::mutex> lock(batch.mu);
-      --batch.pending;
       enqueue_error = s;
       break;
     }
   }
+  // Records never enqueued get no report: settle them here.
+  batch.Settle(messages.size() - enqueued);
   // Wait for every enqueued record: librdkafka reports each within message.timeout.ms.
   {
     std::unique_lock<std::mutex> lock(batch.mu);
-    batch.cv.wait(lock, [&] { return batch.pending == 0; });
+    batch.cv.wait(lock, [&] { return batch.done; });
   }
   auto& metrics = bus_->metrics();
   metrics.produce_seconds.Observe(std::chrono::duration<double>(SteadyClock::now() - start).count());

@@ -238,8 +238,15 @@ TEST(DistributedE2E, FiftyRestAndTenIngestedFaxesSurviveKillNineOfImagingAndMode
       } else if (to == kBusy) {
         EXPECT_EQ(r.at("reason"), "busy") << st.dump();
       } else {
+        // The far end drops each call after 2 pages. A call interrupted by the kill (0 or 1
+        // pages confirmed) resumes as attempt 2 at the first unconfirmed page and gets 2 more.
         EXPECT_EQ(r.at("state"), "partial") << st.dump();
-        EXPECT_EQ(r.at("pages_sent"), 2);
+        const int sent = r.at("pages_sent");
+        if (r.at("attempts").get<int>() == 1) {
+          EXPECT_EQ(sent, 2) << st.dump();
+        } else {
+          EXPECT_TRUE(sent == 2 || sent == 3) << st.dump();
+        }
       }
     }
   }
@@ -266,9 +273,14 @@ TEST(DistributedE2E, FiftyRestAndTenIngestedFaxesSurviveKillNineOfImagingAndMode
       EXPECT_TRUE(dials.insert(key).second) << "dialled twice: " << key.first << " attempt " << key.second;
     }
   }
+  // Pixel comparison on a sample of recipients delivered in one call (a call cut by the kill
+  // leaves no far-end record of the pages it carried, so resumed ones are not comparable here;
+  // the crash e2e and modem tests cover resumed pages).
   int compared = 0;
-  for (size_t i = 0; i < fax_ids.size() && compared < 6; i += 9, ++compared) {
+  for (size_t i = 0; i < fax_ids.size() && compared < 6; i += 7) {
     const auto& st = finals[fax_ids[i]];
+    if (st.at("recipients").at(0).at("attempts").get<int>() != 1) continue;
+    ++compared;
     const int pages = st.at("pages");
     std::vector<pages::Bitmap> rendered;
     for (int n = 1; n <= pages; ++n) {
@@ -290,6 +302,7 @@ TEST(DistributedE2E, FiftyRestAndTenIngestedFaxesSurviveKillNineOfImagingAndMode
     }
     EXPECT_TRUE(pages::ComparePages(rendered, received).ok()) << fax_ids[i];
   }
+  EXPECT_GE(compared, 5);
   // Redeliveries are suppressed: re-inject 5 already delivered jobs on their original
   // partitions; the owning modem process must count 5 suppressions and dial nothing.
   auto count_dials = [&] {

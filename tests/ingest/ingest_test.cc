@@ -12,6 +12,8 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+
+#include <set>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -341,7 +343,10 @@ TEST_F(IngestTest, UrlDocumentIsFetchedFollowingRedirectsAndRetriedWhenTransient
     EXPECT_EQ(s.documents(0).blob_id(), Sha256Hex(kText));
     EXPECT_EQ(s.documents(0).content_type(), "text/plain");
   }
-  EXPECT_EQ(subs[0].documents(0).filename(), "invoice.txt");
+  // The three records sit on different partitions: their submissions come in any order.
+  std::set<std::string> names;
+  for (const auto& s : subs) names.insert(s.documents(0).filename());
+  EXPECT_TRUE(names.contains("invoice.txt")) << "filename is taken from the URL path";
   EXPECT_EQ(server.flaky_calls(), 3);  // two 503s, then success within fetch_retries = 2
   EXPECT_TRUE(Await([&] { return Metric("accepted") == 3; }, 5s));
   EXPECT_EQ(Metric("retry"), 2);
@@ -464,7 +469,9 @@ TEST_F(IngestTest, CommittedRecordsAreNotIngestedAgainAfterARestart) {
   Produce("r3", R"({"to":["+15550100001"],"documents":[{"blob_id":")" + blob + R"("}]})");
   auto subs = AwaitSubmissions(2);
   ASSERT_EQ(subs.size(), 2u);
-  EXPECT_EQ(subs[1].recipients(0).number(), "+15550100001");
+  // Submissions are keyed by fax id over many partitions: compare as a set.
+  std::set<std::string> numbers = {subs[0].recipients(0).number(), subs[1].recipients(0).number()};
+  EXPECT_EQ(numbers, (std::set<std::string>{"+15550100000", "+15550100001"}));
   // Nothing more arrives: r1 and r2 were committed.
   EXPECT_EQ(submissions_reader().AwaitCount(3, 500ms).size(), 2u);
   EXPECT_EQ(dlq_reader().AwaitCount(2, 200ms).size(), 1u);

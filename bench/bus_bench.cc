@@ -428,15 +428,9 @@ struct RawBlobDb {
 };
 
 std::unique_ptr<RawBlobDb> OpenRawBlobDb(const std::string& dir, const RocksBlobStoreOptions& options) {
-  rocksdb::DBOptions db_options;
-  db_options.create_if_missing = true;
-  db_options.create_missing_column_families = true;
-  db_options.keep_log_file_num = 5;
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {"meta", BlobStoreMetaOptions()},
-      {"blobs", BlobStoreContentOptions(options)},
-  };
+  // Exactly the store's options and layout, so the ratio measures the store's own work.
+  const rocksdb::DBOptions db_options = BlobStoreDbOptions();
+  const std::vector<rocksdb::ColumnFamilyDescriptor> families = BlobStoreColumnFamilies(options);
   auto out = std::make_unique<RawBlobDb>();
   rocksdb::DB* raw = nullptr;
   CheckRocks(rocksdb::DB::Open(db_options, dir, families, &out->cfs, &raw), "open raw blob db");

@@ -45,6 +45,22 @@ Status InvalidId(std::string_view id) {
 
 }  // namespace
 
+rocksdb::DBOptions BlobStoreDbOptions() {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.keep_log_file_num = 5;
+  return db_options;
+}
+
+std::vector<rocksdb::ColumnFamilyDescriptor> BlobStoreColumnFamilies(const RocksBlobStoreOptions& options) {
+  return {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {"meta", BlobStoreMetaOptions()},
+      {"blobs", BlobStoreContentOptions(options)},
+  };
+}
+
 rocksdb::ColumnFamilyOptions BlobStoreMetaOptions() {
   rocksdb::ColumnFamilyOptions cf;
   rocksdb::BlockBasedTableOptions table;
@@ -74,16 +90,8 @@ Result<std::unique_ptr<RocksBlobStore>> RocksBlobStore::Open(const std::string& 
                                                              std::function<int64_t()> now_ms,
                                                              StorageMetrics* metrics) {
   if (!now_ms) return Status::Permanent(Code::kInvalidArgument, "blob store: now_ms clock is required");
-  rocksdb::DBOptions db_options;
-  db_options.create_if_missing = true;
-  db_options.create_missing_column_families = true;
-  db_options.keep_log_file_num = 5;
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {"meta", BlobStoreMetaOptions()},
-      {"blobs", BlobStoreContentOptions(options)},
-  };
-  FF_ASSIGN_OR_RETURN(auto db, storage_internal::RocksDb::Open(path, db_options, families));
+  FF_ASSIGN_OR_RETURN(auto db, storage_internal::RocksDb::Open(path, BlobStoreDbOptions(),
+                                                                BlobStoreColumnFamilies(options)));
   return std::unique_ptr<RocksBlobStore>(new RocksBlobStore(std::move(db), options, std::move(now_ms), metrics));
 }
 

@@ -11,7 +11,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include <rocksdb/db.h>
 #include <rocksdb/options.h>
 
 #include "common/status.h"
@@ -45,6 +47,9 @@ struct BlobInfo {
 // Bloom filter). Exposed so benchmarks compare against raw RocksDB with exactly these options.
 rocksdb::ColumnFamilyOptions BlobStoreContentOptions(const RocksBlobStoreOptions& options);
 rocksdb::ColumnFamilyOptions BlobStoreMetaOptions();
+rocksdb::DBOptions BlobStoreDbOptions();
+// Column families in open order: default, meta, blobs.
+std::vector<rocksdb::ColumnFamilyDescriptor> BlobStoreColumnFamilies(const RocksBlobStoreOptions& options);
 
 class RocksBlobStore final : public BlobStore {
  public:

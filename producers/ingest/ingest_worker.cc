@@ -5,7 +5,7 @@
 
 #include "common/log.h"
 #include "topics/catalogue.h"
-#include "workers/status/status_worker.h"
+#include "topics/dead_letter.h"
 
 namespace faxflow::ingest {
 namespace {
@@ -86,7 +86,7 @@ bool IngestWorker::Backoff(std::chrono::milliseconds delay) {
 
 Status IngestWorker::DeadLetterRecord(const bus::Record& record, const std::string& reason) {
   FF_LOG_WARN(Logger("ingest"), "{}/{}/{} dead-lettered: {}", record.topic, record.partition, record.offset, reason);
-  Status s = DeadLetter(*dlq_, record, "ingest: " + reason);
+  Status s = dlq_->Produce(bus::DeadLetterMessage(record, "ingest: " + reason)).status();
   if (!s.ok()) {
     metrics_.retry.Increment();
     return Status::Retryable(Code::kUnavailable, "dead-letter produce failed: " + s.message());

@@ -322,6 +322,45 @@ TEST_F(ModemWorkerTest, TerminalLedgerWithoutAResultEventReEmitsItOnRedelivery) 
   EXPECT_NE(Metrics().find("faxflow_modem_dedup_suppressed_total 1"), std::string::npos);
 }
 
+TEST_F(ModemWorkerTest, UndecodableJobIsDeadLetteredWithTheOriginalAndTheNextJobIsServed) {
+  StartWorker();
+  bus::Message bad;
+  bad.topic = std::string(bus::topic::kJobs);
+  bad.key = "+15550100000";
+  bad.value = std::string("\xff\xfe not a job", 13);
+  bad.headers = {{"trace", "t-1"}};
+  bad.partition = 0;
+  ASSERT_TRUE(producer_->Produce(bad).ok());
+  Submit(Job("rcp_after_bad", "+15550100000"), 0);  // same partition, behind the bad record
+
+  auto results = Results(AwaitEvents([](const auto& ev) { return Results(ev).size() == 1; }));
+  EXPECT_EQ(results["rcp_after_bad"].state(), v1::STATE_DELIVERED);
+
+  bus::ConsumerOptions co;
+  co.group = "test-dlq-reader";
+  auto c = bus_->NewConsumer(co);
+  ASSERT_TRUE(c.ok());
+  auto parts = bus::AllPartitions(*bus_, std::string(bus::topic::kDeadLetter));
+  ASSERT_TRUE(parts.ok());
+  ASSERT_TRUE((*c)->Assign(*parts).ok());
+  std::vector<bus::Record> dlq;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (dlq.empty() && std::chrono::steady_clock::now() < end) {
+    auto recs = (*c)->Poll(std::chrono::milliseconds(50), 10);
+    if (recs.ok()) dlq.insert(dlq.end(), recs->begin(), recs->end());
+  }
+  ASSERT_EQ(dlq.size(), 1u);
+  EXPECT_EQ(dlq[0].value, bad.value);
+  EXPECT_EQ(dlq[0].key, bad.key);
+  ASSERT_NE(dlq[0].header("trace"), nullptr) << "original headers are kept";
+  EXPECT_EQ(*dlq[0].header("trace"), "t-1");
+  ASSERT_NE(dlq[0].header(bus::header::kReason), nullptr);
+  EXPECT_NE(dlq[0].header(bus::header::kReason)->find("OutboundJob"), std::string::npos);
+  EXPECT_EQ(*dlq[0].header(bus::header::kOrigin), "fax.jobs/0/0");
+  worker_->Stop();
+  EXPECT_EQ(CountLines(CallLog(), "\"job_id\":\"rcp_after_bad\""), 1);
+}
+
 TEST_F(ModemWorkerTest, InterruptedAttemptResumesAtFirstUnconfirmedPage) {
   // A previous worker began attempt 1, got pages 1 and 2 confirmed, then crashed mid-call.
   const int64_t now = clock_.NowMillis();

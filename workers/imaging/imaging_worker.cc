@@ -8,6 +8,7 @@
 #include "schemas/event.pb.h"
 #include "schemas/job.pb.h"
 #include "schemas/submission.pb.h"
+#include "topics/dead_letter.h"
 #include "topics/catalogue.h"
 #include "workers/imaging/sniff.h"
 
@@ -251,14 +252,7 @@ Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
     invalid = InvalidSubmission(sub);
   }
   if (!invalid.empty()) {
-    bus::Message dlq;
-    dlq.topic = std::string(bus::topic::kDeadLetter);
-    dlq.key = record.key;
-    dlq.value = record.value;
-    dlq.headers = record.headers;
-    dlq.headers.push_back({std::string(bus::header::kReason), invalid});
-    dlq.headers.push_back({std::string(bus::header::kOrigin), record.topic + "/" + std::to_string(record.partition) +
-                                                                  "/" + std::to_string(record.offset)});
+    bus::Message dlq = bus::DeadLetterMessage(record, invalid);
     FF_RETURN_IF_ERROR(transact({dlq}));
     metrics_.dead_letters.Increment();
     FF_LOG_WARN(log, "{}/{}/{} moved to {}: {}", record.topic, record.partition, record.offset,

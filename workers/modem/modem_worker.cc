@@ -5,6 +5,7 @@
 #include "common/ids.h"
 #include "common/log.h"
 #include "topics/catalogue.h"
+#include "topics/dead_letter.h"
 
 namespace faxflow::modem {
 namespace {
@@ -153,9 +154,11 @@ void ModemWorker::ConsumeLoop() {
       item.tp = rec.tp();
       item.offset = rec.offset;
       if (!item.job.ParseFromString(rec.value) || item.job.job_id().empty()) {
-        SendToDeadLetter(rec, item.job.job_id().empty() ? "OutboundJob without job_id or undecodable"
-                                                        : "undecodable OutboundJob");
-        MarkDone(item.tp, item.offset);
+        // Committed only once the dead letter is acknowledged; otherwise redelivered after a restart.
+        if (SendToDeadLetter(rec, item.job.job_id().empty() ? "OutboundJob without job_id or undecodable"
+                                                            : "undecodable OutboundJob")) {
+          MarkDone(item.tp, item.offset);
+        }
         continue;
       }
       std::lock_guard<std::mutex> lock(queue_mu_);
@@ -234,8 +237,7 @@ bool ModemWorker::ProcessJob(Channel& channel, const v1::OutboundJob& job) {
     r->set_pages_total(ledger->pages_total);
     r->set_terminal(true);
     r->set_detail("terminal result re-emitted from the dial ledger after a redelivery");
-    Emit(job, std::move(ev));
-    return true;
+    return Emit(job, std::move(ev));  // not produced: stays uncommitted, redelivered, re-emitted
   }
   AttemptPlan plan;
   if (ledger && ledger->attempts_begun > 0) {
@@ -271,8 +273,7 @@ bool ModemWorker::ProcessJob(Channel& channel, const v1::OutboundJob& job) {
       });
       if (!st.ok() && st.code() != Code::kAlreadyExists) return false;
       metrics_.CountOutcome(v1::STATE_DELIVERED, v1::REASON_UNSPECIFIED);
-      EmitResult(job, done, true);
-      return true;
+      return EmitResult(job, done, true);
     }
   }
 
@@ -354,12 +355,14 @@ bool ModemWorker::ProcessJob(Channel& channel, const v1::OutboundJob& job) {
     if (o.bit_rate > 0) metrics_.bit_rate.Observe(o.bit_rate);
   }
   if (o.watchdog) metrics_.watchdog.Increment();
-  EmitResult(job, o, terminal);
+  // The ledger already holds the outcome: if the event cannot be produced, the job stays
+  // uncommitted, and its redelivery is suppressed and re-emits the terminal event.
+  const bool emitted = EmitResult(job, o, terminal);
   FF_LOG_INFO(Log(), "job {} attempt {} on {}: {} {} ({} {}/{} pages, {} ms line)", id, plan.attempt,
               channel.name(), v1::RecipientState_Name(o.classification.state),
               v1::FailureReason_Name(o.classification.reason), o.completion_name, o.pages_confirmed_total,
               o.pages_total, o.line_ms);
-  return true;
+  return emitted || !terminal;
 }
 
 void ModemWorker::Suppress(const v1::OutboundJob& job, const std::string& why) {
@@ -369,7 +372,7 @@ void ModemWorker::Suppress(const v1::OutboundJob& job, const std::string& why) {
               count.ok() ? std::to_string(*count) : count.status().ToString());
 }
 
-void ModemWorker::Emit(const v1::OutboundJob& job, v1::DeliveryEvent event) {
+bool ModemWorker::Emit(const v1::OutboundJob& job, v1::DeliveryEvent event) {
   const int64_t now = clock_.NowMillis();
   event.set_event_id(NewId("evt", now));
   event.set_fax_id(job.fax_id());
@@ -382,19 +385,25 @@ void ModemWorker::Emit(const v1::OutboundJob& job, v1::DeliveryEvent event) {
   msg.key = job.fax_id();
   msg.value = event.SerializeAsString();
   msg.headers.push_back({std::string(bus::header::kSchema), "faxflow.v1.DeliveryEvent"});
+  return ProduceWithRetry(msg, "job " + job.job_id() + " event");
+}
+
+bool ModemWorker::ProduceWithRetry(const bus::Message& msg, const std::string& what) {
   auto backoff = std::chrono::milliseconds(50);
   for (int i = 0; i < kProduceAttempts; ++i) {
     auto r = producer_->Produce(msg);
-    if (r.ok()) return;
-    FF_LOG_WARN(Log(), "job {}: event not produced: {}", job.job_id(), r.status().ToString());
+    if (r.ok()) return true;
+    FF_LOG_WARN(Log(), "{}: not produced to {}: {}", what, msg.topic, r.status().ToString());
     if (!r.status().retryable()) break;
     clock_.SleepUntil(clock_.Monotonic() + backoff);
     backoff *= 2;
   }
-  FF_LOG_ERROR(Log(), "job {}: event lost after {} attempts", job.job_id(), kProduceAttempts);
+  FF_LOG_ERROR(Log(), "{}: not produced to {} after retries; its record stays uncommitted and is redelivered",
+               what, msg.topic);
+  return false;
 }
 
-void ModemWorker::EmitResult(const v1::OutboundJob& job, const AttemptOutcome& o, bool terminal) {
+bool ModemWorker::EmitResult(const v1::OutboundJob& job, const AttemptOutcome& o, bool terminal) {
   v1::DeliveryEvent ev;
   auto* r = ev.mutable_result();
   r->set_attempt(o.attempt);
@@ -410,22 +419,13 @@ void ModemWorker::EmitResult(const v1::OutboundJob& job, const AttemptOutcome& o
   r->set_duration_ms(o.line_ms);
   r->set_terminal(terminal);
   r->set_detail(o.aborted ? "call interrupted by shutdown; resumes after restart" : o.classification.detail);
-  Emit(job, std::move(ev));
+  return Emit(job, std::move(ev));
 }
 
-void ModemWorker::SendToDeadLetter(const bus::Record& record, const std::string& reason) {
+bool ModemWorker::SendToDeadLetter(const bus::Record& record, const std::string& reason) {
   FF_LOG_ERROR(Log(), "{}/{}@{}: {}; sent to {}", record.topic, record.partition, record.offset, reason,
                options_.dead_letter_topic);
-  bus::Message msg;
-  msg.topic = options_.dead_letter_topic;
-  msg.key = record.key;
-  msg.value = record.value;
-  msg.headers.push_back({std::string(bus::header::kReason), reason});
-  msg.headers.push_back(
-      {std::string(bus::header::kOrigin),
-       record.topic + "/" + std::to_string(record.partition) + "/" + std::to_string(record.offset)});
-  auto r = producer_->Produce(msg);
-  if (!r.ok()) FF_LOG_ERROR(Log(), "dead-letter produce failed: {}", r.status().ToString());
+  return ProduceWithRetry(bus::DeadLetterMessage(record, reason, options_.dead_letter_topic), "dead letter");
 }
 
 void ModemWorker::MarkDone(const bus::TopicPartition& tp, int64_t offset) {

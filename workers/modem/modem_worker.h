@@ -121,9 +121,11 @@ class ModemWorker {
   void MarkDone(const bus::TopicPartition& tp, int64_t offset);
   void CommitWatermarks();
   void Suppress(const v1::OutboundJob& job, const std::string& why);
-  void Emit(const v1::OutboundJob& job, v1::DeliveryEvent event);
-  void EmitResult(const v1::OutboundJob& job, const AttemptOutcome& outcome, bool terminal);
-  void SendToDeadLetter(const bus::Record& record, const std::string& reason);
+  // Each returns false when the record could not be produced after retries.
+  bool Emit(const v1::OutboundJob& job, v1::DeliveryEvent event);
+  bool EmitResult(const v1::OutboundJob& job, const AttemptOutcome& outcome, bool terminal);
+  bool ProduceWithRetry(const bus::Message& msg, const std::string& what);
+  bool SendToDeadLetter(const bus::Record& record, const std::string& reason);
   // Runs a store operation, retrying retryable failures with backoff until it succeeds, fails
   // permanently, or the worker stops.
   Status RetryStore(const std::function<Status()>& op);

@@ -5,6 +5,7 @@
 #include "common/log.h"
 #include "schemas/event.pb.h"
 #include "schemas/submission.pb.h"
+#include "topics/dead_letter.h"
 
 namespace faxflow {
 
@@ -24,18 +25,6 @@ StatusWorkerMetrics::StatusWorkerMetrics(prometheus::Registry& registry)
                  .Help("Store or bus errors of the status worker (the batch is retried).")
                  .Register(registry)
                  .Add({})) {}
-
-Status DeadLetter(bus::Producer& producer, const bus::Record& record, const std::string& reason) {
-  bus::Message m;
-  m.topic = std::string(bus::topic::kDeadLetter);
-  m.key = record.key;
-  m.value = record.value;
-  m.headers = record.headers;
-  m.headers.push_back({std::string(bus::header::kReason), reason});
-  m.headers.push_back({std::string(bus::header::kOrigin),
-                       record.topic + "/" + std::to_string(record.partition) + "/" + std::to_string(record.offset)});
-  return producer.Produce(m).status();
-}
 
 StatusWorker::StatusWorker(bus::Bus& bus, StatusStore& store, prometheus::Registry& registry, Clock& clock)
     : bus_(bus), store_(store), clock_(clock), metrics_(registry) {}
@@ -65,7 +54,7 @@ Status StatusWorker::Handle(const bus::Record& record) {
     v1::Submission submission;
     if (!submission.ParseFromString(record.value) || submission.fax_id().empty()) {
       metrics_.dead_letters.Increment();
-      return DeadLetter(*dlq_, record, "status: submission does not decode");
+      return dlq_->Produce(bus::DeadLetterMessage(record, "status: submission does not decode")).status();
     }
     FF_RETURN_IF_ERROR(store_.RecordSubmission(submission));
   } else {
@@ -73,7 +62,7 @@ Status StatusWorker::Handle(const bus::Record& record) {
     if (!event.ParseFromString(record.value) || event.fax_id().empty() ||
         event.kind_case() == v1::DeliveryEvent::KIND_NOT_SET) {
       metrics_.dead_letters.Increment();
-      return DeadLetter(*dlq_, record, "status: delivery event does not decode");
+      return dlq_->Produce(bus::DeadLetterMessage(record, "status: delivery event does not decode")).status();
     }
     FF_RETURN_IF_ERROR(store_.Apply(event));
   }

@@ -56,7 +56,4 @@ class StatusWorker {
   std::thread thread_;
 };
 
-// Produces `record` to the dead-letter topic with the reason and origin headers.
-Status DeadLetter(bus::Producer& producer, const bus::Record& record, const std::string& reason);
-
 }  // namespace faxflow

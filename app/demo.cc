@@ -42,6 +42,8 @@ int RunDemo(Config config, bool keep_running) {
   std::filesystem::remove_all(config.data_dir, ec);
   config.sim_received_dir = config.data_dir + "/received";
   config.bus_backend = "embedded";
+  // The demo talks to its own in-process gateway on loopback without an API key (docs/api.md).
+  config.gateway_auth = "none";
   if (!keep_running) config.gateway_listen = "127.0.0.1:0";
   SetLogLevel("warn");
 

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/status.h"
+#include "monitoring/health.h"
 #include "storage/blob_store.h"
 #include "storage/status_store.h"
 #include "topics/bus.h"
@@ -50,6 +51,9 @@ class Pipeline {
   prometheus::Registry& registry() const;
   bus::Bus& bus() const;
   Status Ready() const;
+  // Readiness checks and heartbeats of this process (/readyz): components add their own checks
+  // (e.g. "claims") with health().AddReadinessCheck and beat from their loops with health().Beat.
+  monitoring::Health& health() const;
 
  private:
   struct Parts;

@@ -32,6 +32,27 @@ namespace {
     "Most recipients in one POST /v1/faxes (422 above it).")                                      \
   X("gateway.default_region", gateway_default_region, string, "US",                               \
     "Region (ISO 3166) used to read national numbers without a leading +.")                      \
+  X("gateway.auth", gateway_auth, string, "keys",                                                 \
+    "REST authentication: `keys` (API key per tenant, `faxflow keys`) or `none` (every caller is "\
+    "tenant `default`; demos and tests only).")                                                   \
+  X("gateway.admin_token", gateway_admin_token, string, "",                                       \
+    "Bearer token of the admin API (/v1/admin/keys, `faxflow keys --server`); empty: admin API off.")\
+  X("gateway.rate_limit_per_second", gateway_rate_limit_per_second, double, "50",                 \
+    "Sustained REST requests per second per tenant and gateway node (token bucket; 0: no limit; "\
+    "not applied with gateway.auth=none).")\
+  X("gateway.rate_limit_burst", gateway_rate_limit_burst, double, "100",                           \
+    "Token bucket size of gateway.rate_limit_per_second (requests allowed at once after idling).") \
+  X("gateway.max_concurrent_requests", gateway_max_concurrent_requests, int, "50",                \
+    "REST requests in progress at once per tenant and gateway node (429 above; 0: no limit).")     \
+  X("gateway.idempotency_ttl_hours", gateway_idempotency_ttl_hours, double, "24",                 \
+    "How long the first answer of an Idempotency-Key is replayed (fax.idempotency keeps 48 h).")   \
+  X("gateway.idempotency_lease_seconds", gateway_idempotency_lease_seconds, double, "30",         \
+    "A keyed request whose gateway died is retried by another request after this long (409 before).")\
+  X("gateway.max_documents", gateway_max_documents, int, "10",                                    \
+    "Most documents in one POST /v1/faxes (422 above it).")                                       \
+  X("gateway.max_pages", gateway_max_pages, int, "200",                                           \
+    "Most pages per fax checked at submission for TIFF and PDF (422 above; imaging.max_pages "     \
+    "enforces it exactly after rendering).")                                                      \
   X("admin.listen", admin_listen, string, "127.0.0.1:9464",                                       \
     "host:port of /metrics, /healthz, /readyz for roles without the gateway.")                   \
   X("blob.url", blob_url, string, "",                                                             \
@@ -52,12 +73,74 @@ namespace {
     "RLIMIT_FSIZE of one Ghostscript run (largest output file).")                                 \
   X("imaging.max_pages", imaging_max_pages, int, "200",                                           \
     "Most pages of one fax; longer documents end as document_error.")                             \
+  X("imaging.render_processes", imaging_render_processes, int, "4",                               \
+    "Warm, sandboxed Ghostscript processes per imaging worker, each bound to one tenant "         \
+    "(docs/imaging.md); 0 = one gs run per document.")                                            \
+  X("imaging.render_docs_per_process", imaging_render_docs_per_process, int, "50",                \
+    "Documents one warm Ghostscript process renders before it is replaced.")                      \
+  X("imaging.render_parallel_min_pages", imaging_render_parallel_min_pages, int, "12",            \
+    "PDFs with at least this many pages are split into page ranges rendered in parallel; 0 = never.") \
+  X("imaging.load.weight_cpu", imaging_load_weight_cpu, double, "0.5",                           \
+    "Weight of CPU busy share in the load score (docs/claims.md).")                               \
+  X("imaging.load.weight_memory", imaging_load_weight_memory, double, "0.2",                     \
+    "Weight of memory use (cgroup memory.current/max, else /proc/meminfo) in the load score.")    \
+  X("imaging.load.weight_renders", imaging_load_weight_renders, double, "0.2",                   \
+    "Weight of renders in flight / render threads in the load score.")                            \
+  X("imaging.load.weight_lag", imaging_load_weight_lag, double, "0.1",                           \
+    "Weight of the consumer lag of owned partitions (/ imaging.load.lag_norm) in the load score.")\
+  X("imaging.load.lag_norm", imaging_load_lag_norm, double, "100",                               \
+    "Records of lag that count as fully loaded in the load score.")                               \
+  X("imaging.load.artificial", imaging_load_artificial, double, "0",                             \
+    "Test knob: artificial load 0..1 added to the load score (gives processes different spare "   \
+    "capacity).")                                                                                  \
+  X("imaging.load.artificial_file", imaging_load_artificial_file, string, "",                    \
+    "Test knob: file holding a number 0..1 that replaces imaging.load.artificial; re-read on "    \
+    "every heartbeat so a running worker's load can be changed.")                                 \
+  X("imaging.load.capacity", imaging_load_capacity, double, "0",                                 \
+    "Capacity (cores) of this imaging worker; 0 detects it (cgroup cpu.max, else CPU count).")   \
+  X("claims.mode", claims_mode, string, "auto",                                                   \
+    "Imaging partition claims: `on` (load-weighted claims, docs/claims.md), `off` (static split " \
+    "by instance.index/count), `auto` (on for bus.backend=kafka with instance.count=1).")        \
+  X("claims.worker_id", claims_worker_id, string, "",                                             \
+    "Member id of this imaging worker in fax.members; empty means <hostname>-<pid>.")            \
+  X("claims.heartbeat_ms", claims_heartbeat_ms, int, "1000",                                      \
+    "Interval of load heartbeats to fax.members (and of claim recomputation).")                   \
+  X("claims.expiry_ms", claims_expiry_ms, int, "5000",                                            \
+    "A member whose last heartbeat is older than this expires; its partitions are re-owned.")     \
+  X("claims.hysteresis", claims_hysteresis, double, "0.25",                                       \
+    "Claims move only when a worker's partition count is more than max(1, hysteresis x ideal) "  \
+    "away from its ideal share.")                                                                  \
+  X("gateway.prefer_less_loaded", gateway_prefer_less_loaded, bool, "true",                       \
+    "Gateway sends each submission to a partition owned by a less loaded imaging worker "        \
+    "(weighted by spare capacity in fax.members); key hashing when no member is known.")        \
   X("modem.channels", modem_channels, int, "4", "Channels (simultaneous calls) of a modem worker.")\
   X("modem.line", modem_line, string, "sim", "Line driver: `sim` (simulated far end).")           \
   X("modem.call_timeout_seconds", modem_call_timeout_seconds, double, "900",                      \
     "Watchdog: longest call in line time before it is torn down as dropped.")                    \
   X("modem.local_ident", modem_local_ident, string, "faxflow",                                    \
     "Default TSI (transmitting subscriber id, <= 20 chars) when a fax sets none.")               \
+  X("modem.queue_capacity", modem_queue_capacity, int, "0",                                      \
+    "Jobs a modem worker holds in its priority scheduler (queued, delayed retries, blocked); when "\
+    "full it pauses fax.jobs. 0 = max(64, 16 x channels).")                                      \
+  X("modem.max_calls_per_destination", modem_max_calls_per_destination, int, "1",                \
+    "Simultaneous calls to one number; further jobs to it wait (blocked).")                      \
+  X("modem.batch_max", modem_batch_max, int, "8",                                                 \
+    "Most jobs to one number sent back to back on the same channel while no higher-priority "    \
+    "job is eligible.")                                                                           \
+  X("modem.job_ttl_seconds", modem_job_ttl_seconds, int, "10800",                                 \
+    "Default expiry of a job without expires_at, from its submission (HylaFAX killtime "         \
+    "now + 3 h); an expired job ends `expired` without dialling. 0 = never.")                    \
+  X("modem.retry.busy_seconds", modem_retry_busy_seconds, int, "180", "Delay after a busy call.") \
+  X("modem.retry.no_answer_seconds", modem_retry_no_answer_seconds, int, "300",                   \
+    "Delay after no answer, a dropped call and other retried failures.")                      \
+  X("modem.retry.protocol_seconds", modem_retry_protocol_seconds, int, "60",                      \
+    "Delay after a T.30 protocol or training failure.")                                          \
+  X("modem.retry.max_tries", modem_retry_max_tries, int, "3",                                     \
+    "Most calls that connected (fax answered) per recipient.")                                   \
+  X("modem.retry.max_dials", modem_retry_max_dials, int, "12",                                    \
+    "Most calls placed per recipient; 1 = never retry.")                                         \
+  X("modem.fallback_training_failures", modem_fallback_training_failures, int, "1",               \
+    "Training failures before each fallback step: first to 9600 bps (V.29), then also ECM off.") \
   X("ingest.max_record_bytes", ingest_max_record_bytes, int, "16777216",                          \
     "Largest fax.ingest record (JSON or Protobuf) in bytes; bigger ones go to fax.dlq.")        \
   X("ingest.max_url_bytes", ingest_max_url_bytes, int, "52428800",                               \
@@ -69,13 +152,57 @@ namespace {
     "deployments and tests only: it disables the SSRF guard's address rule).")                  \
   X("ingest.fetch_retries", ingest_fetch_retries, int, "3",                                      \
     "Retries of a URL fetch that failed transiently before the record goes to fax.dlq.")       \
+  X("net.allowed_private_networks", net_allowed_private_networks, string, "",                      \
+    "Comma-separated CIDR networks (e.g. `10.0.0.0/8,127.0.0.1/32`) that content_url fetches and " \
+    "webhook deliveries may reach although the SSRF guard forbids private/loopback addresses "    \
+    "(private deployments, tests). Empty: none.")                                                  \
+  X("webhooks.enabled", webhooks_enabled, bool, "true",                                            \
+    "Run the webhook notifier (workers/notify) in the gateway role.")                             \
+  X("webhooks.max_age_seconds", webhooks_max_age_seconds, double, "86400",                         \
+    "A webhook delivery is retried for this long after its first attempt, then dead-lettered.")  \
+  X("webhooks.initial_backoff_seconds", webhooks_initial_backoff_seconds, double, "5",             \
+    "Delay before the first retry of a failed webhook delivery; doubles per attempt.")           \
+  X("webhooks.max_backoff_seconds", webhooks_max_backoff_seconds, double, "3600",                  \
+    "Longest delay between two attempts of a webhook delivery.")                                  \
+  X("webhooks.timeout_seconds", webhooks_timeout_seconds, double, "10",                            \
+    "Time limit of one webhook POST (connect, redirects and answer).")                            \
+  X("broadcast.max_recipients", broadcast_max_recipients, int, "100000",                           \
+    "Most recipients of one POST /v1/broadcasts (422 above it).")                                 \
+  X("broadcast.batch_size", broadcast_batch_size, int, "1000",                                     \
+    "Jobs produced per bus batch when a rendered broadcast fans out.")                            \
+  X("gateway.owner_mode", gateway_owner_mode, string, "off",                                       \
+    "Tenant ownership across gateway nodes (seed 001): `off`, `redirect` (307 to the owner) or "   \
+    "`proxy` (forward to the owner) for status and control requests of tenants owned elsewhere.") \
+  X("gateway.advertise_url", gateway_advertise_url, string, "",                                    \
+    "Base URL other nodes redirect/proxy to (http://host:port); also this node's id in the member " \
+    "table fax.gateways. Empty: http://<gateway.listen>.")                                         \
+  X("gateway.member_timeout_seconds", gateway_member_timeout_seconds, double, "5",                 \
+    "A gateway node without a heartbeat for this long loses its tenants to the other nodes.")    \
   X("sim.received_dir", sim_received_dir, string, "",                                             \
     "Where the simulated far end stores received TIFFs; empty means <data_dir>/received.")       \
   X("sim.behaviours", sim_behaviours, string, "",                                                 \
     "Far-end behaviour per number, `+15551230001=busy;+15551230002=drop_after:2`, added to the "  \
     "built-in test numbers (docs/sim.md).")                                                       \
   X("sim.realtime", sim_realtime, bool, "false",                                                  \
-    "Pace the simulated line in real time (20 ms frames) instead of as fast as possible.")
+    "Pace the simulated line in real time (20 ms frames) instead of as fast as possible.")       \
+  X("t38.remote", t38_remote, string, "127.0.0.1:4560",                                          \
+    "modem.line=t38: host:port of the T.38 endpoint (UDPTL over UDP) calls go to, e.g. "         \
+    "`faxflow sink` (docs/t38.md).")                                                               \
+  X("t38.routes", t38_routes, string, "",                                                         \
+    "modem.line=t38: per-number endpoints overriding t38.remote, `number=host:port;...`.")       \
+  X("t38.redundancy", t38_redundancy, int, "3",                                                   \
+    "UDPTL redundancy: earlier IFP packets repeated in every datagram (0-8).")                   \
+  X("t38.paced", t38_paced, bool, "true",                                                         \
+    "T.38 pacing at the modem rate (true) or streaming without pacing (false, faster).")         \
+  X("t38.answer_timeout_seconds", t38_answer_timeout_seconds, double, "30",                       \
+    "modem.line=t38: a call the endpoint does not answer within this is no_answer.")              \
+  X("t38.idle_timeout_seconds", t38_idle_timeout_seconds, double, "30",                           \
+    "A T.38 call with no datagram from the peer for this long is hung up (network gone).")       \
+  X("t38.media", t38_media, string, "t38",                                                        \
+    "modem.line=t38: `t38` (UDPTL) or `audio` (lock-step 20 ms audio frames to the sink's sim "  \
+    "far end, docs/t38.md).")                                                                      \
+  X("t38.audio_realtime", t38_audio_realtime, bool, "false",                                      \
+    "t38.media=audio: also pace the lock-step frames in real time.")
 
 using Setter = std::function<Status(Config&, const std::string&)>;
 using Getter = std::function<std::string(const Config&)>;
@@ -231,6 +358,10 @@ Result<Config> LoadConfig(const std::optional<std::string>& yaml_path,
     return Status::Permanent(Code::kInvalidArgument, "instance.index must be in [0, instance.count)");
   if (config.bus_backend != "embedded" && config.bus_backend != "kafka")
     return Status::Permanent(Code::kInvalidArgument, "bus.backend must be embedded or kafka, not '" + config.bus_backend + "'");
+  if (config.claims_mode != "auto" && config.claims_mode != "on" && config.claims_mode != "off")
+    return Status::Permanent(Code::kInvalidArgument, "claims.mode must be auto, on or off, not '" + config.claims_mode + "'");
+  if (config.claims_heartbeat_ms < 1 || config.claims_expiry_ms <= config.claims_heartbeat_ms)
+    return Status::Permanent(Code::kInvalidArgument, "claims.expiry_ms must be greater than claims.heartbeat_ms >= 1");
   return config;
 }
 

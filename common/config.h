@@ -38,6 +38,16 @@ struct Config {
   int64_t gateway_max_upload_bytes = 0;
   int64_t gateway_max_recipients = 0;
   std::string gateway_default_region;
+  // REST API v1: tenants, API keys, limits, idempotency (producers/gateway/faxes_api.h)
+  std::string gateway_auth;
+  std::string gateway_admin_token;
+  double gateway_rate_limit_per_second = 0;
+  double gateway_rate_limit_burst = 0;
+  int64_t gateway_max_concurrent_requests = 0;
+  double gateway_idempotency_ttl_hours = 0;
+  double gateway_idempotency_lease_seconds = 0;
+  int64_t gateway_max_documents = 0;
+  int64_t gateway_max_pages = 0;
   std::string admin_listen;
 
   // blob store shared across processes (storage/blob_http.h)
@@ -53,12 +63,41 @@ struct Config {
   int64_t imaging_memory_bytes = 0;
   int64_t imaging_max_output_bytes = 0;
   int64_t imaging_max_pages = 0;
+  int64_t imaging_render_processes = -1;  // -1: not configured (RendererOptions default)
+  int64_t imaging_render_docs_per_process = 0;
+  int64_t imaging_render_parallel_min_pages = -1;
+
+  // load score and weighted claims (common/load.h, topics/claims, docs/claims.md)
+  double imaging_load_weight_cpu = 0;
+  double imaging_load_weight_memory = 0;
+  double imaging_load_weight_renders = 0;
+  double imaging_load_weight_lag = 0;
+  double imaging_load_lag_norm = 0;
+  double imaging_load_artificial = 0;
+  std::string imaging_load_artificial_file;
+  double imaging_load_capacity = 0;
+  std::string claims_mode;
+  std::string claims_worker_id;
+  int64_t claims_heartbeat_ms = 0;
+  int64_t claims_expiry_ms = 0;
+  double claims_hysteresis = 0;
+  bool gateway_prefer_less_loaded = false;
 
   // modem
   int64_t modem_channels = 0;
   std::string modem_line;
   double modem_call_timeout_seconds = 0;
   std::string modem_local_ident;
+  int64_t modem_queue_capacity = 0;
+  int64_t modem_max_calls_per_destination = 0;
+  int64_t modem_batch_max = 0;
+  int64_t modem_job_ttl_seconds = 0;
+  int64_t modem_retry_busy_seconds = 0;
+  int64_t modem_retry_no_answer_seconds = 0;
+  int64_t modem_retry_protocol_seconds = 0;
+  int64_t modem_retry_max_tries = 0;
+  int64_t modem_retry_max_dials = 0;
+  int64_t modem_fallback_training_failures = 0;
 
   // ingestion (fax.ingest)
   int64_t ingest_max_record_bytes = 0;
@@ -67,10 +106,39 @@ struct Config {
   bool ingest_allow_private_urls = false;
   int64_t ingest_fetch_retries = 0;
 
+  // outbound URLs (content_url fetches and webhooks share one SSRF guard)
+  std::string net_allowed_private_networks;
+
+  // webhooks (workers/notify)
+  bool webhooks_enabled = true;
+  double webhooks_max_age_seconds = 0;
+  double webhooks_initial_backoff_seconds = 0;
+  double webhooks_max_backoff_seconds = 0;
+  double webhooks_timeout_seconds = 0;
+
+  // broadcasts (producers/gateway/broadcast)
+  int64_t broadcast_max_recipients = 0;
+  int64_t broadcast_batch_size = 0;
+
+  // owner routing of tenants across gateway nodes (producers/gateway/owner)
+  std::string gateway_owner_mode;
+  std::string gateway_advertise_url;
+  double gateway_member_timeout_seconds = 0;
+
   // sim line
   std::string sim_received_dir;
   std::string sim_behaviours;
   bool sim_realtime = false;
+
+  // t38 line (workers/modem/t38_line.h, docs/t38.md)
+  std::string t38_remote;
+  std::string t38_routes;
+  int64_t t38_redundancy = 0;
+  bool t38_paced = true;
+  double t38_answer_timeout_seconds = 0;
+  double t38_idle_timeout_seconds = 0;
+  std::string t38_media;
+  bool t38_audio_realtime = false;
 };
 
 struct ConfigKeyInfo {

@@ -424,6 +424,52 @@ Result<PageFormat> ValidateFaxPage(std::string_view single_page_tiff) {
   return f;
 }
 
+Bitmap HalveRows(const Bitmap& fine) {
+  Bitmap out;
+  out.width = fine.width;
+  out.stride = fine.stride;
+  out.length = (fine.length + 1) / 2;
+  out.bits.assign(out.stride * out.length, 0);
+  for (uint32_t r = 0; r < fine.length; ++r) {
+    const uint8_t* src = fine.bits.data() + static_cast<size_t>(r) * fine.stride;
+    uint8_t* dst = out.bits.data() + static_cast<size_t>(r / 2) * out.stride;
+    for (size_t i = 0; i < fine.stride; ++i) dst[i] = static_cast<uint8_t>(dst[i] | src[i]);
+  }
+  return out;
+}
+
+Result<std::string> ToNormalResolution(std::string_view tiff) {
+  FF_ASSIGN_OR_RETURN(auto in, Tiff::OpenRead(tiff));
+  FF_ASSIGN_OR_RETURN(int count, CountOpen(*in));
+  std::string result;
+  FF_ASSIGN_OR_RETURN(auto out, Tiff::OpenWrite(&result));
+  for (int i = 0; i < count; ++i) {
+    FF_RETURN_IF_ERROR(SelectPage(*in, i));
+    PageInfo p = ReadInfo(in->get());
+    FF_RETURN_IF_ERROR(CheckDecodable(p, i + 1));
+    const double y_dpi = p.y_res ? ToDpi(*p.y_res, p.res_unit) : 0;
+    const auto page = static_cast<uint16_t>(i);
+    const auto total = static_cast<uint16_t>(count);
+    if (p.y_res && Near(y_dpi, 98) && CanCopyRaw(p, /*require_g4=*/true)) {
+      FF_RETURN_IF_ERROR(CopyRawPage(*in, *out, p, page, total, i + 1));
+      continue;
+    }
+    FF_ASSIGN_OR_RETURN(Bitmap bm, DecodeCurrent(*in, i + 1));
+    if (p.y_res && Near(y_dpi, 98)) {
+      FF_RETURN_IF_ERROR(WriteG4Page(*out, bm, p, page, total));
+      continue;
+    }
+    if (!p.y_res || !Near(y_dpi, 196))
+      return DocError("page " + std::to_string(i + 1) + ": vertical resolution " + FormatDpi(y_dpi) +
+                      " dpi cannot be converted to normal (needs 196)");
+    PageInfo normal = p;
+    normal.y_res = static_cast<float>(p.res_unit == RESUNIT_CENTIMETER ? 98.0 / 2.54 : 98.0);
+    FF_RETURN_IF_ERROR(WriteG4Page(*out, HalveRows(bm), normal, page, total));
+  }
+  FF_RETURN_IF_ERROR(out->Close());
+  return result;
+}
+
 Result<std::vector<Bitmap>> DecodePages(std::string_view tiff) {
   FF_ASSIGN_OR_RETURN(auto t, Tiff::OpenRead(tiff));
   FF_ASSIGN_OR_RETURN(int count, CountOpen(*t));

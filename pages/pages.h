@@ -52,6 +52,14 @@ Result<PageFormat> ValidateFaxPage(std::string_view single_page_tiff);
 Result<std::vector<Bitmap>> DecodePages(std::string_view tiff);
 Result<std::vector<Bitmap>> DecodeFile(const std::string& path);
 
+// Fine (204x196) -> normal (204x98) resolution, for far ends that accept only normal: every pair
+// of rows is merged (OR, so one-row lines survive) into one row. Takes a TIFF of one or more
+// pages and returns a G4 TIFF of the same pages at 98 dpi vertically (PageNumber n/total);
+// pages already at normal resolution are copied unchanged. kDocumentError for bad input.
+Result<std::string> ToNormalResolution(std::string_view tiff);
+// The bitmap transform ToNormalResolution applies (row pairs ORed; an odd last row kept).
+Bitmap HalveRows(const Bitmap& fine);
+
 // OK when both have the same number of pages and every page has the same width, length and
 // bits; otherwise kFailedPrecondition describing the first difference (page, row).
 Status ComparePages(const std::vector<Bitmap>& expected, const std::vector<Bitmap>& actual);

@@ -12,6 +12,9 @@ namespace {
 
 constexpr char kFaxPrefix[] = "f/";     // f/<fax_id> -> FaxStatus
 constexpr char kTenantPrefix[] = "t/";  // t/<tenant>/<fax_id> -> "" (fax ids sort by time)
+constexpr char kTimePrefix[] = "T/";    // T/<tenant>/<submitted_at 20 digits>/<fax_id> -> ""
+constexpr char kTagPrefix[] = "g/";     // g/<tenant>/<tag>/<submitted_at 20 digits>/<fax_id> -> ""
+constexpr char kEventPrefix[] = "e/";   // e/<fax_id>/<at_ms 20 digits>/<event key> -> DeliveryEvent
 constexpr char kBooksAccepted[] = "b/accepted";
 constexpr char kBooksTerminal[] = "b/terminal/";
 
@@ -31,6 +34,22 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
 std::string EncodeCount(int64_t v) { return std::to_string(v); }
 int64_t DecodeCount(const std::string& s) { return s.empty() ? 0 : std::stoll(s); }
 
+std::string Pad20(int64_t v) {
+  std::string digits = std::to_string(v < 0 ? 0 : v);
+  return std::string(digits.size() < 20 ? 20 - digits.size() : 0, '0') + digits;
+}
+
+// A stable key for an event: its id, or what identifies it when it has none.
+std::string EventKey(const v1::DeliveryEvent& e) {
+  if (!e.event_id().empty()) return e.event_id();
+  std::string k = e.recipient_id() + "." + std::to_string(static_cast<int>(e.kind_case()));
+  if (e.has_attempt_started()) k += "." + std::to_string(e.attempt_started().attempt());
+  if (e.has_page_confirmed())
+    k += "." + std::to_string(e.page_confirmed().attempt()) + "." + std::to_string(e.page_confirmed().page());
+  if (e.has_result()) k += "." + std::to_string(e.result().attempt());
+  return k;
+}
+
 class RocksStatusStore final : public StatusStore {
  public:
   explicit RocksStatusStore(DbPtr db) : db_(std::move(db)) {}
@@ -42,7 +61,10 @@ class RocksStatusStore final : public StatusStore {
     const bool fresh_fax = !existing.has_value();
     status.set_fax_id(submission.fax_id());
     status.set_tenant(submission.tenant());
-    status.set_submitted_at_ms(submission.submitted_at_ms());
+    // The first submission record fixes the time (a duplicate record of a retried keyed
+    // submission carries a later time and must not move the fax in the time index).
+    const bool first_record = status.submitted_at_ms() == 0;
+    if (first_record) status.set_submitted_at_ms(submission.submitted_at_ms());
     status.clear_tags();
     for (const auto& t : submission.options().tags()) status.add_tags(t);
     int64_t newly_accepted = 0;
@@ -65,6 +87,11 @@ class RocksStatusStore final : public StatusStore {
     rocksdb::WriteBatch batch;
     batch.Put(std::string(kFaxPrefix) + status.fax_id(), status.SerializeAsString());
     if (fresh_fax) batch.Put(std::string(kTenantPrefix) + status.tenant() + "/" + status.fax_id(), "");
+    if (first_record) {
+      const std::string when = Pad20(status.submitted_at_ms()) + "/" + status.fax_id();
+      batch.Put(std::string(kTimePrefix) + status.tenant() + "/" + when, "");
+      for (const auto& t : status.tags()) batch.Put(std::string(kTagPrefix) + status.tenant() + "/" + t + "/" + when, "");
+    }
     if (newly_accepted > 0) {
       FF_ASSIGN_OR_RETURN(int64_t accepted, ReadCount(kBooksAccepted));
       batch.Put(kBooksAccepted, EncodeCount(accepted + newly_accepted));
@@ -129,11 +156,26 @@ class RocksStatusStore final : public StatusStore {
         }
         break;
       }
+      case v1::DeliveryEvent::kConnected: {
+        v1::RecipientStatus* rs = RecipientFor(status, event);
+        if (!IsTerminal(rs->state())) {
+          rs->set_state(v1::STATE_SENDING);
+          rs->set_remote_csid(event.connected().remote_csid());
+          rs->set_bit_rate(event.connected().bit_rate());
+        }
+        rs->set_updated_at_ms(event.at_ms());
+        break;
+      }
+      case v1::DeliveryEvent::kRetryScheduled:
+      case v1::DeliveryEvent::kReport:
+        break;  // kept in the event log below (GET /v1/faxes/{id}/events, the report's blob ids)
       case v1::DeliveryEvent::KIND_NOT_SET:
         return Status::Permanent(Code::kInvalidArgument, "delivery event " + event.event_id() + " has no kind");
     }
     batch.Put(std::string(kFaxPrefix) + status.fax_id(), status.SerializeAsString());
     if (fresh_fax) batch.Put(std::string(kTenantPrefix) + status.tenant() + "/" + status.fax_id(), "");
+    batch.Put(std::string(kEventPrefix) + status.fax_id() + "/" + Pad20(event.at_ms()) + "/" + EventKey(event),
+              event.SerializeAsString());
     if (!newly_terminal.empty()) {
       const std::string key = std::string(kBooksTerminal) + newly_terminal;
       FF_ASSIGN_OR_RETURN(int64_t n, ReadCount(key));
@@ -172,6 +214,60 @@ class RocksStatusStore final : public StatusStore {
       FF_ASSIGN_OR_RETURN(auto s, Load(id));
       if (s) out.push_back(std::move(*s));
     }
+    return out;
+  }
+
+  Result<FaxPage> Query(const FaxQuery& q) override {
+    std::string prefix = std::string(kTimePrefix) + q.tenant + "/";
+    if (!q.tag.empty()) prefix = std::string(kTagPrefix) + q.tenant + "/" + q.tag + "/";
+    std::vector<std::pair<std::string, std::string>> found;  // (position, fax id)
+    FaxPage page;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    std::string start = prefix + "\xff";
+    if (q.to_ms > 0) start = std::min(start, prefix + Pad20(q.to_ms));
+    if (!q.cursor.empty()) start = std::min(start, prefix + q.cursor);
+    it->SeekForPrev(start);
+    if (it->Valid() && it->key().ToString() == start) it->Prev();
+    size_t scanned = 0;
+    std::string last_position;
+    const size_t limit = std::max<size_t>(q.limit, 1);
+    std::lock_guard lock(mu_);
+    for (; it->Valid(); it->Prev()) {
+      const std::string key = it->key().ToString();
+      if (key.rfind(prefix, 0) != 0) break;
+      const std::string position = key.substr(prefix.size());  // "<ts20>/<fax_id>"
+      if (position.size() < 22) continue;
+      const int64_t ts = std::stoll(position.substr(0, 20));
+      if (ts < q.from_ms) break;
+      if (page.faxes.size() == limit) {  // one more exists: the page ends at the previous entry
+        page.next_cursor = last_position;
+        return page;
+      }
+      if (++scanned > q.max_scan) {
+        page.next_cursor = last_position;
+        return page;
+      }
+      last_position = position;
+      FF_ASSIGN_OR_RETURN(auto s, Load(position.substr(21)));
+      if (!s || s->tenant() != q.tenant) continue;
+      if (q.filter && !q.filter(*s)) continue;
+      page.faxes.push_back(std::move(*s));
+    }
+    FF_RETURN_IF_ERROR(FromRocks(it->status(), "status store query"));
+    return page;
+  }
+
+  Result<std::vector<v1::DeliveryEvent>> Events(const std::string& fax_id) override {
+    const std::string prefix = std::string(kEventPrefix) + fax_id + "/";
+    std::vector<v1::DeliveryEvent> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      v1::DeliveryEvent e;
+      if (!e.ParseFromString(it->value().ToString()))
+        return Status::Fatal(Code::kCorruption, "event record of " + fax_id + " does not decode");
+      out.push_back(std::move(e));
+    }
+    FF_RETURN_IF_ERROR(FromRocks(it->status(), "status store events"));
     return out;
   }
 

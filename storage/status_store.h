@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -26,6 +27,22 @@
 #include "schemas/submission.pb.h"
 
 namespace faxflow {
+
+// GET /v1/faxes: a tenant's faxes, newest first, by submission time.
+struct FaxQuery {
+  std::string tenant;
+  std::string tag;         // only faxes with this tag (tag index); "" = all
+  int64_t from_ms = 0;     // submitted_at >= from_ms
+  int64_t to_ms = 0;       // submitted_at < to_ms; 0 = no bound
+  size_t limit = 50;
+  std::string cursor;      // next_cursor of the previous page; "" = from the newest
+  std::function<bool(const v1::FaxStatus&)> filter;  // e.g. by state; null = all
+  size_t max_scan = 5000;  // index entries examined per call (a sparse filter returns a short page + cursor)
+};
+struct FaxPage {
+  std::vector<v1::FaxStatus> faxes;
+  std::string next_cursor;  // "" when there is nothing more
+};
 
 struct Books {
   int64_t accepted = 0;                      // recipients accepted
@@ -45,6 +62,10 @@ class StatusStore {
   virtual Result<std::vector<v1::FaxStatus>> List(const std::string& tenant, size_t limit,
                                                   const std::string& after_fax_id) = 0;
   virtual Result<Books> GetBooks() = 0;
+  // Filtered, cursor-paginated listing (tenant-scoped time and tag indexes).
+  virtual Result<FaxPage> Query(const FaxQuery& query) = 0;
+  // Every delivery event applied for the fax, in time order (duplicates applied once).
+  virtual Result<std::vector<v1::DeliveryEvent>> Events(const std::string& fax_id) = 0;
 };
 
 Result<std::unique_ptr<StatusStore>> OpenRocksStatusStore(const std::string& path);

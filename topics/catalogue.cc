@@ -16,6 +16,14 @@ const std::vector<TopicSpec>& Catalogue() {
        "Records that could not be decoded or validated, with the reason in a header."},
       {std::string(topic::kMembers), 1, 1, true, -1, 1 << 20,
        "Imaging worker load scores and claims (compacted by worker id)."},
+      {std::string(topic::kControl), 3, 1, false, 7LL * 24 * 3600 * 1000, 1 << 20,
+       "Commands on accepted faxes (cancel); every modem worker reads every partition."},
+      {std::string(topic::kApiKeys), 1, 1, true, -1, 1 << 20,
+       "API keys of every tenant (hash only), compacted by key id; every gateway follows it."},
+      {std::string(topic::kIdempotency), 6, 1, false, 2LL * 24 * 3600 * 1000, 1 << 20,
+       "Idempotency-Key claims and first answers of the REST API (kept >= 24 h)."},
+      {std::string(topic::kGateways), 1, 1, true, -1, 1 << 20,
+       "Gateway nodes and their heartbeats (compacted by node URL): tenant ownership (seed 001)."},
   };
   return topics;
 }

@@ -16,6 +16,10 @@ inline constexpr std::string_view kEvents = "fax.events";            // key fax_
 inline constexpr std::string_view kIngest = "fax.ingest";            // external submissions (JSON/Protobuf)
 inline constexpr std::string_view kDeadLetter = "fax.dlq";           // undecodable/invalid input + reason
 inline constexpr std::string_view kMembers = "fax.members";          // compacted, key worker, WorkerLoad
+inline constexpr std::string_view kControl = "fax.control";          // key fax_id, ControlCommand (cancel)
+inline constexpr std::string_view kApiKeys = "fax.keys";             // compacted, key key_id, API key record (JSON)
+inline constexpr std::string_view kIdempotency = "fax.idempotency";  // key tenant/Idempotency-Key, claims + answers (JSON)
+inline constexpr std::string_view kGateways = "fax.gateways";        // compacted, key node URL, WorkerLoad heartbeat (owner routing)
 }  // namespace topic
 
 // Consumer groups (committed offsets).

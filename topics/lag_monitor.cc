@@ -11,8 +11,15 @@ LagMonitor::LagMonitor(Bus& bus, std::vector<Watch> watches, prometheus::Registr
                   .Name("faxflow_bus_queue_depth")
                   .Help("Records produced to a topic and not yet committed by a consumer group (records).")
                   .Register(registry)),
+      committed_family_(prometheus::BuildGauge()
+                            .Name("faxflow_bus_committed_offset")
+                            .Help("Sum over partitions of the offsets a consumer group committed on a topic "
+                                  "(records); grows while the group makes progress.")
+                            .Register(registry)),
       interval_(interval) {
   for (const auto& w : watches_) gauges_.push_back(&family_.Add({{"topic", w.topic}, {"group", w.group}}));
+  for (const auto& w : watches_)
+    committed_.push_back(&committed_family_.Add({{"topic", w.topic}, {"group", w.group}}));
 }
 
 LagMonitor::~LagMonitor() { Stop(); }
@@ -57,12 +64,15 @@ Result<std::vector<int64_t>> LagMonitor::Refresh() {
   for (size_t i = 0; i < watches_.size() && i < consumers_.size(); ++i) {
     FF_ASSIGN_OR_RETURN(auto parts, AllPartitions(bus_, watches_[i].topic));
     int64_t depth = 0;
+    int64_t position = 0;
     for (const auto& tp : parts) {
       FF_ASSIGN_OR_RETURN(int64_t end, consumers_[i]->EndOffset(tp));
       FF_ASSIGN_OR_RETURN(auto committed, consumers_[i]->Committed(tp));
       depth += std::max<int64_t>(0, end - committed.value_or(0));
+      position += committed.value_or(0);
     }
     gauges_[i]->Set(static_cast<double>(depth));
+    committed_[i]->Set(static_cast<double>(position));
     depths.push_back(depth);
   }
   return depths;

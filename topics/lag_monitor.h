@@ -2,7 +2,9 @@
 // summed over partitions. Works on any Bus through the contract (EndOffset and Committed), so
 // the same gauge means the same on the embedded bus and on Kafka.
 //
-// Exposed as faxflow_bus_queue_depth{topic, group} (records). Lifecycle: Start() spawns a thread
+// Exposed as faxflow_bus_queue_depth{topic, group} (records), and the group's progress as
+// faxflow_bus_committed_offset{topic, group} (sum of committed offsets over partitions: it
+// only grows while the group makes progress; the stuck-queue alert watches both). Lifecycle: Start() spawns a thread
 // that refreshes every `interval`; Stop() joins it. Threading: the gauges are thread-safe.
 #pragma once
 
@@ -45,6 +47,8 @@ class LagMonitor {
   std::vector<Watch> watches_;
   prometheus::Family<prometheus::Gauge>& family_;
   std::vector<prometheus::Gauge*> gauges_;
+  prometheus::Family<prometheus::Gauge>& committed_family_;
+  std::vector<prometheus::Gauge*> committed_;
   std::vector<std::unique_ptr<Consumer>> consumers_;  // one per watch, never assigned
   std::chrono::milliseconds interval_;
   std::mutex mu_;

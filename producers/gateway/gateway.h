@@ -1,10 +1,13 @@
-// The REST gateway (docs/api.md): POST /v1/faxes (multipart upload), GET /v1/faxes/{id},
-// GET /v1/faxes/{id}/pages/{n} (the rendered page as TIFF), GET /v1/faxes, plus GET /metrics (Prometheus text), /healthz and /readyz.
+// The REST gateway (docs/api.md, docs/openapi.yaml): the fax resources of faxes_api.h (submit,
+// list, status, cancel, events, report, page previews, admin keys), the routes other components
+// add through http_server(), plus GET /metrics (Prometheus text), /healthz and /readyz.
 //
 // Lifecycle: construct, Start() binds and serves on a background thread (port 0 picks a free
 // port, see port()), Stop() stops accepting and joins. Threading: httplib serves requests on a
 // thread pool; the SubmissionService and StatusStore it calls are thread-safe.
 #pragma once
+
+#include <prometheus/registry.h>
 
 #include <atomic>
 #include <functional>
@@ -12,15 +15,16 @@
 #include <string>
 #include <thread>
 
-#include <prometheus/registry.h>
-
 #include "common/status.h"
+#include "producers/gateway/faxes_api.h"
 #include "producers/gateway/submission_service.h"
 #include "storage/status_store.h"
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace faxflow {
 
@@ -38,6 +42,10 @@ class Gateway {
   // `ready` answers /readyz: OK when every dependency of the process is usable.
   Gateway(GatewayOptions options, SubmissionService& submissions, StatusStore& status, BlobStore& blobs,
           prometheus::Registry& registry, std::function<Status()> ready);
+  // With tenants, API keys, idempotency, limits and control (faxes_api.h). The constructor above
+  // is this one with ApiDeps{} (gateway.auth=none, no idempotency, no limits).
+  Gateway(GatewayOptions options, SubmissionService& submissions, StatusStore& status, BlobStore& blobs,
+          prometheus::Registry& registry, std::function<Status()> ready, ApiDeps api);
   ~Gateway();
   Gateway(const Gateway&) = delete;
   Gateway& operator=(const Gateway&) = delete;
@@ -45,6 +53,13 @@ class Gateway {
   Status Start();
   void Stop();
   int port() const { return port_; }
+  // Other components (webhooks, broadcasts, owner routing) add their routes here before Start().
+  httplib::Server& http_server() { return *server_; }
+  // Authentication and per-tenant admission for routes registered by other components: answers
+  // 401/429 itself and returns nothing when the request must stop; otherwise the caller's tenant.
+  std::optional<CallContext> Admit(const httplib::Request& req, httplib::Response& res) {
+    return api_->Admit(req, res);
+  }
 
  private:
   struct Metrics;
@@ -58,6 +73,7 @@ class Gateway {
   std::function<Status()> ready_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<FaxesApi> api_;
   std::thread thread_;
   int port_ = 0;
 };

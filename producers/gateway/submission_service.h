@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ struct SubmissionLimits {
   int64_t max_recipients = 100;
   int64_t max_documents = 10;
   std::string default_region = "US";
+  int64_t max_pages = 200;  // checked here for TIFF and PDF (page objects); imaging enforces it exactly
 };
 
 struct UploadedDocument {
@@ -34,6 +36,8 @@ struct UploadedDocument {
   // Ingestion: a document already in the blob store. When set, `content` is ignored; the blob
   // must exist (400 unknown_blob otherwise) and its type is sniffed from the stored bytes.
   std::string blob_id = {};
+  // REST content_url: where the gateway fetched `content` from (recorded on the DocumentRef).
+  std::string url = {};
 };
 
 struct SubmitRequest {
@@ -42,6 +46,11 @@ struct SubmitRequest {
   std::vector<UploadedDocument> documents;
   v1::FaxOptions options;
   std::string source = "rest";
+  // Keyed submissions (Idempotency-Key): the fax id is fixed by the caller and recipient ids are
+  // derived from it, so a re-run of the same request produces the same fax.
+  std::string fax_id = {};
+  std::string idempotency_key = {};
+  std::string api_key_id = {};
 };
 
 // 202 on success with the submission; otherwise an HTTP status and a stable error code.
@@ -54,6 +63,11 @@ struct SubmitOutcome {
   bool ok() const { return http_status == 202; }
 };
 
+// Chooses the fax.submissions partition of a submission (no ordering key ties a new fax to a
+// partition); nullopt means key hashing. The pipeline feeds it from the imaging workers' member
+// table so that less loaded workers get more (topics/claims, docs/claims.md).
+using PartitionChooser = std::function<std::optional<int32_t>(const v1::Submission&)>;
+
 // Detects the document type from content; returns a MIME type or a permanent error.
 using DocumentSniffer = std::function<Result<std::string>(std::string_view content)>;
 
@@ -64,6 +78,8 @@ class SubmissionService {
   SubmitOutcome Submit(const SubmitRequest& request);
   // The limits Submit enforces (ingestion checks the document count before fetching URLs).
   const SubmissionLimits& limits() const { return limits_; }
+  // Optional partition preference; set before the first Submit.
+  void SetPartitionChooser(PartitionChooser chooser) { chooser_ = std::move(chooser); }
 
  private:
   SubmissionLimits limits_;
@@ -72,6 +88,7 @@ class SubmissionService {
   StatusStore& status_;
   Clock& clock_;
   DocumentSniffer sniffer_;
+  PartitionChooser chooser_;
 };
 
 }  // namespace faxflow

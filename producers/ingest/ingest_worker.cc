@@ -4,6 +4,7 @@
 #include <map>
 
 #include "common/log.h"
+#include "storage/blob_store.h"
 #include "topics/catalogue.h"
 #include "topics/dead_letter.h"
 
@@ -39,11 +40,27 @@ IngestOptions IngestOptions::FromConfig(const Config& config) {
   return o;
 }
 
+std::vector<std::string> SplitNetworks(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    std::string item = list.substr(start, end - start);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
 UrlFetcherOptions UrlFetcherOptionsFromConfig(const Config& config) {
   UrlFetcherOptions o;
   o.max_bytes = config.ingest_max_url_bytes;
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(config.ingest_url_timeout_seconds * 1000));
   o.allow_private = config.ingest_allow_private_urls;
+  o.allowed_networks = SplitNetworks(config.net_allowed_private_networks);
   return o;
 }
 
@@ -119,6 +136,14 @@ Result<FetchedDocument> IngestWorker::FetchWithRetries(const std::string& url) {
   }
 }
 
+std::string IngestFaxId(std::string_view tenant, std::string_view client_ref) {
+  std::string material = "ingest\n";
+  material.append(tenant);
+  material += '\n';
+  material.append(client_ref);
+  return "fax_" + Sha256Hex(material).substr(0, 20);
+}
+
 Status IngestWorker::Handle(const bus::Record& record) {
   if (static_cast<int64_t>(record.value.size()) > options_.max_record_bytes)
     return DeadLetterRecord(record, "record too large: " + std::to_string(record.value.size()) + " bytes (limit " +
@@ -132,6 +157,11 @@ Status IngestWorker::Handle(const bus::Record& record) {
   req.to = in.to;
   req.options = in.options;
   req.source = "ingest";
+  // A record carrying the client's `id` gets a fax id derived from (tenant, id): a record
+  // handled again after a crash between produce and commit, or a client re-sending the same
+  // id, yields the same fax and recipient ids, so the modem stage's dial ledger suppresses the
+  // second copy (exactly one call per recipient). Records without an id get a fresh fax id.
+  if (!in.client_ref.empty()) req.fax_id = IngestFaxId(in.tenant, in.client_ref);
 
   // Cheap checks before any URL is fetched, so a record that is going to fail anyway (or names
   // thousands of URLs) costs no fetches. The SubmissionService re-checks everything.

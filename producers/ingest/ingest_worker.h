@@ -42,6 +42,10 @@
 
 namespace faxflow::ingest {
 
+// The fax id of an ingest record that carries the client's `id`: "fax_" + 20 hex characters of
+// SHA-256 over (tenant, id). Stable, so re-handled records and re-sent ids map to one fax.
+std::string IngestFaxId(std::string_view tenant, std::string_view client_ref);
+
 struct IngestOptions {
   std::string topic = "fax.ingest";
   std::string group = "faxflow-ingest";
@@ -59,6 +63,8 @@ struct IngestOptions {
 
 // UrlFetcherOptions from ingest.max_url_bytes, ingest.url_timeout_seconds, ingest.allow_private_urls.
 UrlFetcherOptions UrlFetcherOptionsFromConfig(const Config& config);
+// Splits net.allowed_private_networks ("a/n, b/m") into CIDR strings.
+std::vector<std::string> SplitNetworks(const std::string& list);
 
 class IngestWorker {
  public:

@@ -204,12 +204,84 @@ Result<UrlParts> ParseFetchableUrl(const std::string& url) {
   return parts;
 }
 
-UrlFetcher::UrlFetcher(UrlFetcherOptions options) : options_(std::move(options)) { GlobalInit(); }
+UrlFetcher::UrlFetcher(UrlFetcherOptions options) : options_(std::move(options)) {
+  GlobalInit();
+  for (const auto& text : options_.allowed_networks) {
+    auto n = IpNetwork::Parse(text);
+    if (n) networks_.push_back(*n);  // invalid entries are rejected by UrlFetcherOptionsFromConfig
+  }
+}
+
+std::optional<IpNetwork> IpNetwork::Parse(std::string_view cidr) {
+  std::string text(cidr);
+  while (!text.empty() && text.front() == ' ') text.erase(text.begin());
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  const auto slash = text.find('/');
+  auto base = IpAddress::Parse(text.substr(0, slash));
+  if (!base) return std::nullopt;
+  IpNetwork n;
+  n.base = *base;
+  const int max = base->v6 ? 128 : 32;
+  n.prefix = max;
+  if (slash != std::string::npos) {
+    const std::string p = text.substr(slash + 1);
+    if (p.empty() || p.size() > 3 || p.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    n.prefix = std::stoi(p);
+    if (n.prefix > max) return std::nullopt;
+  }
+  return n;
+}
+
+bool IpNetwork::Contains(const IpAddress& address) const {
+  IpAddress a = address;
+  const uint8_t* b = a.bytes.data();
+  const bool mapped = a.v6 && std::all_of(b, b + 10, [](uint8_t x) { return x == 0; }) && b[10] == 0xff && b[11] == 0xff;
+  if (mapped && !base.v6) {  // ::ffff:a.b.c.d against an IPv4 network
+    IpAddress v4;
+    std::memcpy(v4.bytes.data(), b + 12, 4);
+    a = v4;
+  }
+  if (a.v6 != base.v6) return false;
+  int bits = prefix;
+  for (int i = 0; bits > 0; ++i, bits -= 8) {
+    const uint8_t mask = bits >= 8 ? 0xff : static_cast<uint8_t>(0xff << (8 - bits));
+    if ((a.bytes[static_cast<size_t>(i)] & mask) != (base.bytes[static_cast<size_t>(i)] & mask)) return false;
+  }
+  return true;
+}
 
 Result<FetchedDocument> UrlFetcher::Fetch(const std::string& url) const {
-  const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+  OutboundRequest request;
+  request.url = url;
+  FF_ASSIGN_OR_RETURN(OutboundResponse r, Send(request));
+  const long http = r.status;
+  std::string host = r.final_url;
+  if (auto parts = ParseFetchableUrl(r.final_url); parts.ok()) host = parts->host;
+  if (http == 408 || http == 425 || http == 429 || http >= 500)
+    return Unreachable(Code::kUnavailable, "HTTP " + std::to_string(http) + " from " + host);
+  if (http < 200 || http >= 300)
+    return Status::Permanent(http == 404 || http == 410 ? Code::kNotFound : Code::kInvalidArgument,
+                             "url returned HTTP " + std::to_string(http));
   FetchedDocument out;
-  std::string current = url;
+  out.content = std::move(r.body);
+  out.final_url = std::move(r.final_url);
+  out.content_type = std::move(r.content_type);
+  out.redirects = r.redirects;
+  return out;
+}
+
+bool UrlFetcher::InAllowedNetworks(const IpAddress& address) const {
+  for (const auto& n : networks_)
+    if (n.Contains(address)) return true;
+  return false;
+}
+
+Result<OutboundResponse> UrlFetcher::Send(const OutboundRequest& request) const {
+  const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+  OutboundResponse out;
+  std::string current = request.url;
+  std::string method = request.method.empty() ? "GET" : request.method;
+  bool with_body = method != "GET" && method != "HEAD";
   for (int hop = 0;; ++hop) {
     FF_ASSIGN_OR_RETURN(UrlParts parts, ParseFetchableUrl(current));
 
@@ -231,7 +303,7 @@ Result<FetchedDocument> UrlFetcher::Fetch(const std::string& url) const {
     for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
       auto ip = IpAddress::FromSockaddr(ai->ai_addr);
       if (!ip) continue;
-      if (!options_.allow_private) {
+      if (!options_.allow_private && !InAllowedNetworks(*ip)) {
         auto reason = options_.address_rule ? options_.address_rule(*ip) : ForbiddenAddressReason(*ip);
         if (reason) return Refused("host '" + parts.host + "' resolves to " + ip->ToString() + " (" + *reason + ")");
       }
@@ -269,6 +341,29 @@ Result<FetchedDocument> UrlFetcher::Fetch(const std::string& url) const {
                      static_cast<long>(std::min(left, options_.connect_timeout).count()));
     curl_easy_setopt(c, CURLOPT_USERAGENT, options_.user_agent.c_str());
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");  // any encoding curl can decode; cap applies to decoded bytes
+    SlistPtr headers;
+    for (const auto& [k, v] : request.headers) {
+      curl_slist* l = curl_slist_append(headers.get(), (k + ": " + v).c_str());
+      if (l == nullptr) return Status::Retryable(Code::kInternal, "curl_slist_append failed");
+      (void)headers.release();
+      headers.reset(l);
+    }
+    if (with_body) {  // no "Expect: 100-continue" round trip before the body
+      curl_slist* l = curl_slist_append(headers.get(), "Expect:");
+      if (l == nullptr) return Status::Retryable(Code::kInternal, "curl_slist_append failed");
+      (void)headers.release();
+      headers.reset(l);
+    }
+    if (headers) curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+    if (method == "HEAD") {
+      curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (method != "GET") {
+      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    }
+    if (with_body) {
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body.data());
+      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    }
 
     const CURLcode code = curl_easy_perform(c);
     if (!st.refused.empty()) return Refused(st.refused);
@@ -304,17 +399,17 @@ Result<FetchedDocument> UrlFetcher::Fetch(const std::string& url) const {
                                  "url refused: too many redirects (more than " + std::to_string(options_.max_redirects) + ")");
       current = location;  // absolute (curl resolves relative locations); re-checked next hop
       out.redirects = hop + 1;
+      if (http != 307 && http != 308 && method != "HEAD") {  // as browsers and curl do
+        method = "GET";
+        with_body = false;
+      }
       continue;
     }
-    if (http == 408 || http == 425 || http == 429 || http >= 500)
-      return Unreachable(Code::kUnavailable, "HTTP " + std::to_string(http) + " from " + parts.host);
-    if (http < 200 || http >= 300)
-      return Status::Permanent(http == 404 || http == 410 ? Code::kNotFound : Code::kInvalidArgument,
-                               "url returned HTTP " + std::to_string(http));
     char* ctype = nullptr;
     curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ctype);
     if (ctype) out.content_type = ctype;
-    out.content = std::move(st.body);
+    out.status = static_cast<int>(http);
+    out.body = std::move(st.body);
     out.final_url = current;
     return out;
   }

@@ -35,6 +35,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 
@@ -66,6 +68,35 @@ struct UrlFetcherOptions {
   std::string user_agent = "faxflow-ingest/0.1";
   // Replaces ForbiddenAddressReason when set (tests: make one loopback address "public").
   std::function<std::optional<std::string>(const IpAddress&)> address_rule;
+  // Networks (CIDR, "127.0.0.1/32", "10.0.0.0/8", "fd00::/8") that are allowed even though the
+  // address rule forbids them: the allow-list of private deployments (config
+  // net.allowed_private_networks). Everything else keeps the address rule.
+  std::vector<std::string> allowed_networks;
+};
+
+// One CIDR network; Contains() classifies IPv4-mapped IPv6 addresses by their IPv4 part.
+struct IpNetwork {
+  IpAddress base;
+  int prefix = 0;
+  static std::optional<IpNetwork> Parse(std::string_view cidr);
+  bool Contains(const IpAddress& address) const;
+};
+
+// A request sent through the guard (webhooks): any method, headers and body.
+struct OutboundRequest {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+// The final (non-redirect) answer; any HTTP status is a response, not an error.
+struct OutboundResponse {
+  int status = 0;
+  std::string body;  // capped at max_bytes
+  std::string final_url;
+  std::string content_type;
+  int redirects = 0;
 };
 
 struct FetchedDocument {
@@ -87,10 +118,17 @@ class UrlFetcher {
  public:
   explicit UrlFetcher(UrlFetcherOptions options);
   Result<FetchedDocument> Fetch(const std::string& url) const;
+  // Sends `request` through the same guard as Fetch (scheme allow-list, resolve once and pin,
+  // address rule on every hop, redirects re-checked, size and time caps). 307/308 keep the
+  // method and body, 301/302/303 continue as GET. Errors are guard refusals and transport
+  // failures (same codes as Fetch); every HTTP status comes back as a response.
+  Result<OutboundResponse> Send(const OutboundRequest& request) const;
   const UrlFetcherOptions& options() const { return options_; }
 
  private:
+  bool InAllowedNetworks(const IpAddress& address) const;
   UrlFetcherOptions options_;
+  std::vector<IpNetwork> networks_;
 };
 
 }  // namespace faxflow::ingest

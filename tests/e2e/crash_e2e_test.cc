@@ -20,7 +20,8 @@ TEST(CrashE2E, KillNineWithTwentyQueuedLosesNothingAndDialsNothingTwice) {
   std::vector<std::string> ids;
   {
     // Real-time line pacing: calls take minutes, so most faxes are still queued at the kill.
-    FaxflowAll app(dir.path(), {"sim.realtime=true", "modem.channels=4"});
+    // All 20 go to one number: allow 4 calls to it at once (the default is 1, docs/modem.md).
+    FaxflowAll app(dir.path(), {"sim.realtime=true", "modem.channels=4", "modem.max_calls_per_destination=4"});
     for (int i = 0; i < 20; ++i) ids.push_back(app.SubmitOk({doc}, {"+15550100000"}));
     // Wait until calls are in progress (dial ledger written, far end answering).
     ASSERT_TRUE(Await(
@@ -36,7 +37,7 @@ TEST(CrashE2E, KillNineWithTwentyQueuedLosesNothingAndDialsNothingTwice) {
     app.process().Signal(SIGKILL);
     app.process().Wait(std::chrono::seconds(10));
   }
-  FaxflowAll app(dir.path(), {"sim.realtime=false", "modem.channels=4"});
+  FaxflowAll app(dir.path(), {"sim.realtime=false", "modem.channels=4", "modem.max_calls_per_destination=4"});
   std::map<std::string, nlohmann::json> final_status;
   for (const auto& id : ids) final_status[id] = app.AwaitDone(id, std::chrono::minutes(5));
 

@@ -12,7 +12,8 @@ FaxflowAll::FaxflowAll(const std::string& data_dir, std::vector<std::string> set
     : data_dir_(data_dir), port_(port == 0 ? FreePort() : port) {
   std::vector<std::string> argv = {FaxflowBinary(), "all", "--set", "data_dir=" + data_dir,
                                    "--set", "gateway.listen=127.0.0.1:" + std::to_string(port_),
-                                   "--set", "admin.listen=127.0.0.1:0"};
+                                   "--set", "admin.listen=127.0.0.1:0",
+                                   "--set", "gateway.auth=none"};  // the API-key tests are in tests/api
   for (const auto& s : sets) {
     argv.push_back("--set");
     argv.push_back(s);

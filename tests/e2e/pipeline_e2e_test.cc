@@ -24,7 +24,8 @@ class PipelineE2E : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir("faxflow-e2e");
     // Tight document limits so the hostile-document cases finish quickly.
-    app_ = new FaxflowAll(dir_->path(), {"imaging.cpu_seconds=3", "imaging.timeout_seconds=8", "modem.channels=2"});
+    app_ = new FaxflowAll(dir_->path(), {"imaging.cpu_seconds=3", "imaging.timeout_seconds=8", "modem.channels=2",
+                                           "modem.retry.max_dials=1"});
   }
   static void TearDownTestSuite() {
     delete app_;
@@ -50,7 +51,7 @@ class PipelineE2E : public ::testing::Test {
   static std::vector<pages::Bitmap> Rendered(const std::string& fax_id, int count) {
     std::vector<pages::Bitmap> out;
     for (int n = 1; n <= count; ++n) {
-      auto r = HttpGet(app_->port(), "/v1/faxes/" + fax_id + "/pages/" + std::to_string(n));
+      auto r = HttpGet(app_->port(), "/v1/faxes/" + fax_id + "/pages/" + std::to_string(n) + "?format=tiff");
       EXPECT_EQ(r.status, 200) << r.body;
       auto decoded = pages::DecodePages(r.body);
       EXPECT_TRUE(decoded.ok()) << decoded.status().ToString();
@@ -94,7 +95,7 @@ TEST_F(PipelineE2E, NormalResolutionAndSeveralRecipients) {
     EXPECT_EQ(Received(r.at("id")).size(), static_cast<size_t>(total));
   }
   // 204x98: half the rows of a fine A4 page.
-  auto page = HttpGet(app_->port(), "/v1/faxes/" + id + "/pages/1");
+  auto page = HttpGet(app_->port(), "/v1/faxes/" + id + "/pages/1?format=tiff");
   auto fmt = pages::ValidateFaxPage(page.body);
   ASSERT_TRUE(fmt.ok()) << fmt.status().ToString();
   EXPECT_NEAR(fmt->y_dpi, 98, 5);

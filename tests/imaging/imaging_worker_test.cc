@@ -379,8 +379,12 @@ TEST_F(ImagingWorkerTest, FencedProducerStopsTheThreadFatally) {
   prometheus::Registry registry;
   ImagingWorker worker(o, *bus_, *blobs_, registry, SystemClock::Instance());
   ASSERT_TRUE(worker.Start().ok());
-  // A newer producer with the worker's transactional id (a zombie's replacement) fences it.
-  auto newer = bus_->NewTransactionalProducer("faxflow-imaging-test-0");
+  // A newer producer with the transactional id of fax_f's input partition (a zombie's
+  // replacement) fences it.
+  auto count = bus_->PartitionCount(std::string(bus::topic::kSubmissions));
+  ASSERT_TRUE(count.ok());
+  auto newer = bus_->NewTransactionalProducer(
+      ImagingWorker::TransactionalId("test", bus::PartitionForKey("fax_f", *count)));
   ASSERT_TRUE(newer.ok());
   Submit("fax_f", MakeSubmission("fax_f", doc, 1).SerializeAsString());
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

@@ -9,15 +9,16 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
 
-#include <set>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "common/ids.h"
 #include "producers/gateway/submission_service.h"
 #include "producers/ingest/ingest_record.h"
 #include "producers/ingest/ingest_worker.h"
@@ -295,6 +296,42 @@ TEST_F(IngestTest, JsonWithBlobIdBecomesASubmissionWithItsRecipientsAndOptions) 
       },
       5s));
   EXPECT_TRUE(Await([&] { return Metric("accepted") == 1; }, 5s));
+}
+
+TEST_F(IngestTest, AClientIdMapsToOneFaxSoARepeatedRecordCannotDialTwice) {
+  // The same `id` handled twice (a crash between produce and commit, or the client re-sending)
+  // must name the same fax and recipients: the modem stage's dial ledger then suppresses the
+  // second copy. Another tenant's identical id is another fax; records without an id differ.
+  const std::string blob = *blobs_->Put(kText);
+  StartWorker();
+  auto record = [&](const std::string& tenant, const std::string& id) {
+    nlohmann::json j = {{"tenant", tenant}, {"to", {"+15550100000", "+15550100001"}},
+                        {"documents", {{{"blob_id", blob}}}}};
+    if (!id.empty()) j["id"] = id;
+    return j.dump();
+  };
+  Produce("k", record("acme", "po-77"));
+  Produce("k", record("acme", "po-77"));
+  Produce("k", record("globex", "po-77"));
+  Produce("k", record("acme", ""));
+  Produce("k", record("acme", ""));
+  auto subs = AwaitSubmissions(5);
+  ASSERT_EQ(subs.size(), 5u);
+  const std::string acme_fax = ingest::IngestFaxId("acme", "po-77");
+  EXPECT_TRUE(LooksLikeId(acme_fax, "fax")) << acme_fax;
+  std::vector<const v1::Submission*> acme;
+  std::set<std::string> fax_ids;
+  for (const auto& sub : subs) {
+    fax_ids.insert(sub.fax_id());
+    if (sub.fax_id() == acme_fax) acme.push_back(&sub);
+  }
+  ASSERT_EQ(acme.size(), 2u);
+  ASSERT_EQ(acme[0]->recipients_size(), 2);
+  for (int i = 0; i < 2; ++i)
+    EXPECT_EQ(acme[0]->recipients(i).recipient_id(), acme[1]->recipients(i).recipient_id());
+  EXPECT_NE(acme[0]->recipients(0).recipient_id(), acme[0]->recipients(1).recipient_id());
+  EXPECT_TRUE(fax_ids.contains(ingest::IngestFaxId("globex", "po-77")));
+  EXPECT_EQ(fax_ids.size(), 4u);  // acme/po-77 once, globex/po-77, two records without id
 }
 
 TEST_F(IngestTest, ProtobufWithAndWithoutSchemaHeaderIsAccepted) {

@@ -76,6 +76,7 @@ class ModemWorkerTest : public ::testing::Test {
     options_.local_ident = "+1 555 0100";
     options_.sim.received_dir = dir_ + "/received";
     options_.poll_timeout = std::chrono::milliseconds(20);
+    options_.retry.max_dials = 1;  // these tests check single attempts (retries: scenario_matrix_test)
     auto line = MakeSimLine(options_, clock_);
     ASSERT_TRUE(line.ok()) << line.status().ToString();
     line_ = std::move(*line);

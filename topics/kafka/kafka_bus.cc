@@ -129,7 +129,11 @@ void ErrorCallback(rd_kafka_t* rk, int err_int, const char* reason, void* opaque
 // destroyed. Declare it after the handle so that it stops before the handle is destroyed.
 class Poller {
  public:
-  explicit Poller(rd_kafka_t* rk) : rk_(rk), thread_([this] { Run(); }) {}
+  // `busy`, when given, is the number of threads currently serving the handle's queue
+  // themselves (producers waiting for their delivery reports); the poller stays off the queue
+  // while it is non-zero so that reports reach their waiting thread directly.
+  explicit Poller(rd_kafka_t* rk, const std::atomic<int>* busy = nullptr)
+      : rk_(rk), busy_(busy), thread_([this] { Run(); }) {}
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
   ~Poller() {
@@ -139,9 +143,16 @@ class Poller {
 
  private:
   void Run() {
-    while (!stop_) rd_kafka_poll(rk_, 100);
+    while (!stop_) {
+      if (busy_ != nullptr && busy_->load(std::memory_order_relaxed) > 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        continue;
+      }
+      rd_kafka_poll(rk_, busy_ != nullptr ? 10 : 100);
+    }
   }
   rd_kafka_t* rk_;
+  const std::atomic<int>* busy_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
@@ -234,19 +245,17 @@ class KafkaBus;
 // touches it.
 struct DeliveryBatch {
   std::mutex mu;
-  std::condition_variable cv;
   std::atomic<size_t> pending{0};
   bool done = false;  // guarded by mu
   std::vector<Status> statuses;
   std::vector<Position> positions;
 
-  // Accounts for `n` reports (delivered or never enqueued); the last one wakes the caller.
+  // Accounts for `n` reports (delivered or never enqueued); the last one marks the batch done.
   void Settle(size_t n) {
     if (n == 0) return;
     if (pending.fetch_sub(n, std::memory_order_acq_rel) == n) {
       std::lock_guard<std::mutex> lock(mu);
       done = true;
-      cv.notify_all();
     }
   }
 };
@@ -285,7 +294,7 @@ class KafkaProducer final : public Producer {
       : bus_(bus),
         ctx_(std::move(ctx)),
         handle_(std::move(handle)),
-        poller_(handle_.get()),
+        poller_(handle_.get(), &waiting_),
         timeout_(timeout) {}
 
   ~KafkaProducer() override {
@@ -323,7 +332,8 @@ class KafkaProducer final : public Producer {
   KafkaBus* bus_;
   std::unique_ptr<ClientContext> ctx_;
   HandlePtr handle_;
-  Poller poller_;
+  std::atomic<int> waiting_{0};  // threads inside Send serving their own delivery reports
+  Poller poller_;                // serves callbacks (errors, statistics) while nobody waits
   std::chrono::milliseconds timeout_;
 };
 
@@ -934,11 +944,20 @@ Status KafkaProducer::Send(std::span<const Message> messages, DeliveryBatch& bat
   }
   // Records never enqueued get no report: settle them here.
   batch.Settle(messages.size() - enqueued);
-  // Wait for every enqueued record: librdkafka reports each within message.timeout.ms.
-  {
-    std::unique_lock<std::mutex> lock(batch.mu);
-    batch.cv.wait(lock, [&] { return batch.done; });
+  // Wait for every enqueued record (librdkafka reports each within message.timeout.ms) by
+  // serving the report queue on this thread, as rd_kafka_flush does: a report then wakes its
+  // caller directly instead of going through the poller thread first, which costs a thread
+  // hand-off per record (milliseconds on a busy machine). Another waiting thread may serve
+  // this batch's reports; the short poll slice bounds how late this thread notices.
+  waiting_.fetch_add(1, std::memory_order_relaxed);
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(batch.mu);
+      if (batch.done) break;
+    }
+    rd_kafka_poll(handle_.get(), 1);
   }
+  waiting_.fetch_sub(1, std::memory_order_relaxed);
   auto& metrics = bus_->metrics();
   metrics.produce_seconds.Observe(std::chrono::duration<double>(SteadyClock::now() - start).count());
   size_t ok = 0;

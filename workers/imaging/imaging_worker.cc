@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "common/ids.h"
 #include "common/log.h"
@@ -68,12 +69,17 @@ ImagingOptions ImagingOptions::FromConfig(const Config& config) {
 
 struct ImagingWorker::Thread {
   int index = 0;
-  std::string transactional_id;
+  std::string name;  // consumer client id and log prefix
   std::unique_ptr<bus::Consumer> consumer;
-  std::unique_ptr<bus::TransactionalProducer> producer;
+  // One transactional producer per owned input partition (id faxflow-imaging-<site>-p<N>).
+  std::map<int32_t, std::unique_ptr<bus::TransactionalProducer>> producers;
   uint64_t assigned_generation = 0;
   std::thread thread;
 };
+
+std::string ImagingWorker::TransactionalId(const std::string& site, int32_t partition) {
+  return "faxflow-imaging-" + site + "-p" + std::to_string(partition);
+}
 
 ImagingWorker::ImagingWorker(ImagingOptions options, bus::Bus& bus, BlobStore& blobs,
                              prometheus::Registry& registry, Clock& clock)
@@ -82,7 +88,7 @@ ImagingWorker::ImagingWorker(ImagingOptions options, bus::Bus& bus, BlobStore& b
       blobs_(blobs),
       clock_(clock),
       metrics_(registry),
-      renderer_(options_.renderer, clock),
+      renderer_(options_.renderer, clock, &registry),
       partitions_(options_.partitions) {
   if (options_.threads < 1) options_.threads = 1;
 }
@@ -94,16 +100,21 @@ Status ImagingWorker::Start() {
   FF_RETURN_IF_ERROR(renderer_.CheckGhostscript());
   FF_ASSIGN_OR_RETURN(partition_count_, bus_.PartitionCount(std::string(bus::topic::kSubmissions)));
   std::string prefix = "faxflow-imaging-" + options_.site + (options_.instance.empty() ? "" : "-" + options_.instance);
+  if (!options_.worker_id.empty()) prefix = "faxflow-imaging-" + options_.worker_id;
   for (int i = 0; i < options_.threads; ++i) {
     auto t = std::make_unique<Thread>();
     t->index = i;
-    t->transactional_id = prefix + "-" + std::to_string(i);
+    t->name = prefix + "-" + std::to_string(i);
     bus::ConsumerOptions co;
     co.group = std::string(bus::group::kImaging);
-    co.client_id = t->transactional_id;
+    co.client_id = t->name;
     co.read_committed = true;
     FF_ASSIGN_OR_RETURN(t->consumer, bus_.NewConsumer(co));
-    FF_ASSIGN_OR_RETURN(t->producer, bus_.NewTransactionalProducer(t->transactional_id));
+    // Static partitions: their producers exist (and have fenced older owners) when Start returns.
+    if (!options_.follow_claims) {
+      t->assigned_generation = partitions_generation_.load();
+      FF_RETURN_IF_ERROR(Reassign(*t));
+    }
     threads_.push_back(std::move(t));
   }
   started_ = true;
@@ -126,6 +137,7 @@ void ImagingWorker::SetPartitions(std::vector<int32_t> partitions) {
   {
     std::lock_guard lock(mu_);
     partitions_ = std::move(partitions);
+    partitions_set_at_ = clock_.Monotonic();
   }
   partitions_generation_.fetch_add(1);
 }
@@ -146,7 +158,7 @@ std::vector<bus::TopicPartition> ImagingWorker::ShareOf(int index) {
     std::lock_guard lock(mu_);
     owned = partitions_;
   }
-  if (owned.empty())
+  if (owned.empty() && !options_.follow_claims)
     for (int32_t p = 0; p < partition_count_; ++p) owned.push_back(p);
   std::vector<bus::TopicPartition> share;
   for (int32_t p : owned)
@@ -161,16 +173,69 @@ void ImagingWorker::Backoff(std::chrono::milliseconds delay) {
     clock_.SleepUntil(std::min(deadline, clock_.Monotonic() + std::chrono::milliseconds(100)));
 }
 
+Status ImagingWorker::Reassign(Thread& t) {
+  const auto share = ShareOf(t.index);
+  std::set<int32_t> wanted;
+  for (const auto& tp : share)
+    if (tp.partition < partition_count_) wanted.insert(tp.partition);
+  // Release first: stop consuming, then close the producer (no transaction is open here).
+  std::vector<int32_t> released;
+  for (const auto& [p, producer] : t.producers)
+    if (!wanted.contains(p)) released.push_back(p);
+  for (int32_t p : released) DropPartition(t, p);
+  // Take: the producer first (fences the previous owner, aborting its open transaction), then
+  // the consumer resumes at the committed offset, which no stale owner can move any more.
+  Clock::MonoTime decided;
+  {
+    std::lock_guard lock(mu_);
+    decided = partitions_set_at_;
+  }
+  Status failure;
+  std::vector<int32_t> taken;
+  for (int32_t p : wanted) {
+    if (t.producers.contains(p)) continue;
+    auto producer = bus_.NewTransactionalProducer(TransactionalId(options_.site, p));
+    if (!producer.ok()) {
+      failure = producer.status().WithContext("taking partition " + std::to_string(p));
+      break;
+    }
+    t.producers[p] = std::move(*producer);
+    taken.push_back(p);
+  }
+  std::vector<bus::TopicPartition> assignment;
+  for (const auto& [p, producer] : t.producers) assignment.push_back({std::string(bus::topic::kSubmissions), p});
+  Status s = t.consumer->Assign(assignment);
+  if (!s.ok()) return s;
+  if (options_.follow_claims) {
+    const double seconds = std::chrono::duration<double>(clock_.Monotonic() - decided).count();
+    for (int32_t p : taken) {
+      FF_LOG_INFO(Logger("imaging"), "{}: took partition {} of {} ({:.3f} s after the claim)", t.name, p,
+                  bus::topic::kSubmissions, seconds);
+      if (options_.on_partition_taken) options_.on_partition_taken(p, seconds);
+    }
+  }
+  return failure;
+}
+
+void ImagingWorker::DropPartition(Thread& t, int32_t partition) {
+  std::vector<bus::TopicPartition> keep;
+  for (const auto& tp : t.consumer->Assignment())
+    if (tp.partition != partition) keep.push_back(tp);
+  Status s = t.consumer->Assign(keep);
+  if (!s.ok()) FF_LOG_WARN(Logger("imaging"), "{}: unassigning partition {}: {}", t.name, partition, s.ToString());
+  t.producers.erase(partition);
+}
+
 void ImagingWorker::Run(Thread& t) {
   auto log = Logger("imaging");
   auto backoff = options_.retry_backoff_initial;
   while (!stop_.load()) {
     uint64_t generation = partitions_generation_.load();
     if (generation != t.assigned_generation) {
-      Status s = t.consumer->Assign(ShareOf(t.index));
+      Status s = Reassign(t);
       if (!s.ok()) {
-        FF_LOG_WARN(log, "{}: assign failed: {}", t.transactional_id, s.ToString());
-        if (s.fatal()) {
+        FF_LOG_WARN(log, "{}: assign failed: {}", t.name, s.ToString());
+        if (s.fatal() && s.code() != Code::kFenced) {
           SetFatal(s);
           return;
         }
@@ -187,7 +252,7 @@ void ImagingWorker::Run(Thread& t) {
     // One record at a time: Stop() waits for at most one document.
     auto polled = t.consumer->Poll(options_.poll_timeout, 1);
     if (!polled.ok()) {
-      FF_LOG_WARN(log, "{}: poll failed: {}", t.transactional_id, polled.status().ToString());
+      FF_LOG_WARN(log, "{}: poll failed: {}", t.name, polled.status().ToString());
       if (polled.status().fatal()) {
         SetFatal(polled.status());
         return;
@@ -198,21 +263,36 @@ void ImagingWorker::Run(Thread& t) {
     }
     for (const auto& record : *polled) {
       auto delay = options_.retry_backoff_initial;
+      bool dropped = false;
       while (true) {
         Status s = ProcessRecord(t, record);
         if (s.ok()) break;
+        if (s.code() == Code::kFenced && options_.follow_claims) {
+          // A newer owner took this partition: drop it; the claims decide whether it comes back.
+          FF_LOG_WARN(log, "{}: partition {} fenced by a newer owner, released ({}/{}/{} left to it): {}", t.name,
+                      record.partition, record.topic, record.partition, record.offset, s.ToString());
+          DropPartition(t, record.partition);
+          if (options_.on_partition_fenced) options_.on_partition_fenced(record.partition);
+          t.assigned_generation = 0;  // re-evaluate the share (after a pause, below)
+          dropped = true;
+          break;
+        }
         if (s.fatal() || s.code() == Code::kFenced) {
-          FF_LOG_ERROR(log, "{}: FATAL, thread stops: {} ({}/{}/{})", t.transactional_id, s.ToString(), record.topic,
+          FF_LOG_ERROR(log, "{}: FATAL, thread stops: {} ({}/{}/{})", t.name, s.ToString(), record.topic,
                        record.partition, record.offset);
           SetFatal(s);
           return;
         }
         metrics_.renders_retry.Increment();
-        FF_LOG_WARN(log, "{}: retrying {}/{}/{} in {} ms: {}", t.transactional_id, record.topic, record.partition,
+        FF_LOG_WARN(log, "{}: retrying {}/{}/{} in {} ms: {}", t.name, record.topic, record.partition,
                     record.offset, delay.count(), s.ToString());
         Backoff(delay);
         delay = std::min(delay * 2, options_.retry_backoff_max);
         if (stop_.load()) return;  // not committed: redelivered to the next owner
+      }
+      if (dropped) {
+        Backoff(std::chrono::milliseconds(1000));
+        break;
       }
     }
     backoff = options_.retry_backoff_initial;
@@ -221,14 +301,22 @@ void ImagingWorker::Run(Thread& t) {
 
 Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
   auto log = Logger("imaging");
-  bus::TransactionalProducer& tx = *t.producer;
+  auto producer = t.producers.find(record.partition);
+  if (producer == t.producers.end())
+    return Status::Retryable(Code::kUnavailable, "no transactional producer for partition " +
+                                                     std::to_string(record.partition) + " yet");
+  bus::TransactionalProducer& tx = *producer->second;
   const std::vector<bus::TopicPartitionOffset> next = {{record.tp(), record.offset + 1}};
   const std::string group(bus::group::kImaging);
+  const std::string input = record.topic + "/" + std::to_string(record.partition) + "/" + std::to_string(record.offset);
+  const std::string& worker = options_.worker_id.empty() ? options_.site : options_.worker_id;
   // Runs `sends` and the offset in one transaction; aborts on any failure.
   auto transact = [&](const std::vector<bus::Message>& sends) -> Status {
     FF_RETURN_IF_ERROR(tx.Begin());
     Status s;
-    for (const auto& m : sends) {
+    for (auto m : sends) {
+      m.headers.push_back({std::string(kInputHeader), input});
+      m.headers.push_back({std::string(kWorkerHeader), worker});
       s = tx.Send(m);
       if (!s.ok()) break;
     }
@@ -236,7 +324,7 @@ Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
     if (s.ok()) s = tx.Commit();
     if (!s.ok() && s.code() != Code::kFenced) {
       Status a = tx.Abort();
-      if (!a.ok()) FF_LOG_WARN(log, "{}: abort failed: {}", t.transactional_id, a.ToString());
+      if (!a.ok()) FF_LOG_WARN(log, "{}: abort failed: {}", tx.transactional_id(), a.ToString());
     }
     return s;
   };
@@ -261,8 +349,14 @@ Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
   }
 
   InFlight in_flight(metrics_.documents_in_flight);
+  in_flight_.fetch_add(1);
+  struct Done {
+    std::atomic<int>& n;
+    ~Done() { n.fetch_sub(1); }
+  } done{in_flight_};
   auto start = clock_.Monotonic();
-  const RenderRequest request = RequestFor(sub.options());
+  RenderRequest request = RequestFor(sub.options());
+  request.tenant = sub.tenant();  // pooled gs processes never serve two tenants
   std::vector<std::string> pages;
   Status failure;
   for (int i = 0; i < sub.documents_size() && failure.ok(); ++i) {
@@ -345,6 +439,10 @@ Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
     job.set_priority(sub.options().priority());
     job.set_submitted_at_ms(sub.submitted_at_ms());
     job.set_rendered_at_ms(now_ms);
+    // REST scheduling options (issue 6), carried to the modem worker as they are.
+    if (sub.options().send_at_ms() != 0) job.set_send_at_ms(sub.options().send_at_ms());
+    if (sub.options().expires_at_ms() != 0) job.set_expires_at_ms(sub.options().expires_at_ms());
+    if (sub.options().has_retry()) *job.mutable_retry() = sub.options().retry();
     sends.push_back(MakeMessage(bus::topic::kJobs, r.number(), job));
   }
   v1::DeliveryEvent ev;

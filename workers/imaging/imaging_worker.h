@@ -16,19 +16,34 @@
 //   - fatal (fenced producer, missing gs, corrupt store): that thread stops and logs at error
 //     level; status() returns the error so the process can exit and be restarted.
 //
+// Exactly once across owners: every INPUT PARTITION N has its own TransactionalProducer with the
+// id faxflow-imaging-<site>-p<N>. Taking a partition creates that producer first
+// (init_transactions fences the previous owner of N and aborts its open transaction) and only
+// then assigns the partition (resuming at the committed offset). A stale owner (paused, cut
+// off, slow) therefore fails its next commit with kFenced and its output never becomes visible
+// to read_committed consumers. Released partitions are unassigned and their producer closed.
+// Every produced record carries the headers faxflow-imaging-input (= "<topic>/<partition>/
+// <offset>" of the submission) and faxflow-imaging-worker (options.worker_id, else the site).
+//
 // Lifecycle: construct, Start() once, Stop() (or destroy). Threading: `threads` worker threads,
-// each with its own Consumer (group faxflow-imaging, read_committed) and TransactionalProducer
-// (id faxflow-imaging-<site>[-<instance>]-<i>). Thread i owns the partitions p of the
-// worker's set with p % threads == i, so a partition always stays on the same thread.
-// SetPartitions() and status() may be called from any thread.
+// each with its own Consumer (group faxflow-imaging, read_committed) and the producers of its
+// partitions. Thread i owns the partitions p of the worker's set with p % threads == i, so a
+// partition always stays on the same thread. With follow_claims (topics/claims), the set starts
+// empty and follows SetPartitions(); a fenced partition is dropped and re-taken only if the
+// claims still give it to this worker. Without it, a fenced producer is fatal (two processes
+// were configured with overlapping static partitions).
+// SetPartitions(), RendersInFlight() and status() may be called from any thread.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -43,6 +58,10 @@
 
 namespace faxflow::imaging {
 
+// Headers on every record the imaging worker produces (see the file comment).
+inline constexpr std::string_view kInputHeader = "faxflow-imaging-input";
+inline constexpr std::string_view kWorkerHeader = "faxflow-imaging-worker";
+
 struct ImagingOptions {
   int threads = 2;
   RendererOptions renderer;
@@ -56,6 +75,16 @@ struct ImagingOptions {
   std::chrono::milliseconds poll_timeout{200};
   std::chrono::milliseconds retry_backoff_initial{250};
   std::chrono::milliseconds retry_backoff_max{30'000};
+  // Claims mode (topics/claims): an empty partition set means none (not all), the worker starts
+  // with none, and fencing drops the partition instead of stopping the thread.
+  bool follow_claims = false;
+  // Member id written into the faxflow-imaging-worker header (claims worker id).
+  std::string worker_id;
+  // Called on the owning thread when a newly owned partition is served (producer initialised,
+  // consumer assigned), with the seconds since SetPartitions() gave it; and when a partition's
+  // transaction was fenced by a newer owner.
+  std::function<void(int32_t partition, double seconds)> on_partition_taken;
+  std::function<void(int32_t partition)> on_partition_fenced;
 
   static ImagingOptions FromConfig(const Config& config);
 };
@@ -76,8 +105,16 @@ class ImagingWorker {
   // and exits; uncommitted records are redelivered to the next owner. Idempotent.
   void Stop();
 
-  // Replaces the owned partitions (empty = all); threads re-assign before their next poll.
+  // Replaces the owned partitions (empty = all, or none with follow_claims); threads re-assign
+  // before their next poll.
   void SetPartitions(std::vector<int32_t> partitions);
+
+  // Submissions being rendered right now (for the load score).
+  int RendersInFlight() const { return in_flight_.load(); }
+  int threads() const { return options_.threads; }
+
+  // Transactional id of input partition `partition` at `site`.
+  static std::string TransactionalId(const std::string& site, int32_t partition);
 
   // OK while every thread runs; the first fatal error otherwise.
   Status status() const;
@@ -86,6 +123,8 @@ class ImagingWorker {
   struct Thread;
   void Run(Thread& t);
   std::vector<bus::TopicPartition> ShareOf(int index);
+  Status Reassign(Thread& t);
+  void DropPartition(Thread& t, int32_t partition);
   Status ProcessRecord(Thread& t, const bus::Record& record);
   void SetFatal(const Status& s);
   void Backoff(std::chrono::milliseconds delay);
@@ -99,6 +138,8 @@ class ImagingWorker {
 
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> partitions_generation_{1};
+  std::atomic<int> in_flight_{0};
+  Clock::MonoTime partitions_set_at_{};  // guarded by mu_
   mutable std::mutex mu_;
   std::vector<int32_t> partitions_;  // guarded by mu_
   int32_t partition_count_ = 0;

@@ -27,4 +27,32 @@ struct ImagingMetrics {
   prometheus::Counter& dead_letters;
 };
 
+// Metrics of the document renderer and its pool of warm Ghostscript processes (renderer.h,
+// render_pool.h). Families (labels are bounded enums):
+//   faxflow_imaging_document_renders_total{outcome=ok|document_error|error}  documents rendered
+//   faxflow_imaging_document_render_seconds    wall time to render one document
+//   faxflow_imaging_rendered_pages_total       fax pages produced by the renderer (rate() = pages/s)
+//   faxflow_imaging_renderer_processes{state=idle|busy}  live warm gs processes of the pool
+//   faxflow_imaging_renderer_process_starts_total        gs processes started by the pool
+//   faxflow_imaging_renderer_recycles_total{reason=docs_limit|failure|evicted|cpu_budget}
+//   faxflow_imaging_renderer_parallel_documents_total    documents whose pages were split across processes
+// Gauges are changed with Increment/Decrement so that several pools of one process add up.
+struct RenderMetrics {
+  explicit RenderMetrics(MetricsRegistry& registry);
+
+  prometheus::Counter& renders_ok;
+  prometheus::Counter& renders_document_error;
+  prometheus::Counter& renders_error;
+  prometheus::Histogram& render_seconds;
+  prometheus::Counter& pages;
+  prometheus::Gauge& processes_idle;
+  prometheus::Gauge& processes_busy;
+  prometheus::Counter& process_starts;
+  prometheus::Counter& recycles_docs_limit;
+  prometheus::Counter& recycles_failure;
+  prometheus::Counter& recycles_evicted;
+  prometheus::Counter& recycles_cpu_budget;
+  prometheus::Counter& parallel_documents;
+};
+
 }  // namespace faxflow::imaging

@@ -4,14 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "pages/pages.h"
+#include "workers/imaging/metrics.h"
+#include "workers/imaging/render_pool.h"
 #include "workers/imaging/subprocess.h"
 
 namespace faxflow::imaging {
@@ -35,7 +39,8 @@ class TempDir {
     }
     std::string pattern = base + "/faxflow-render-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr)
-      return Status::Retryable(Code::kIoError, "cannot create a temp dir in " + base + ": " + std::strerror(errno));
+      return Status::Retryable(Code::kIoError,
+                               "cannot create a temp dir in " + base + ": " + std::strerror(errno));
     return std::unique_ptr<TempDir>(new TempDir(pattern));
   }
   TempDir(const TempDir&) = delete;
@@ -73,39 +78,6 @@ Result<std::pair<bool, std::string>> ReadIfExists(const std::string& path) {
   while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) bytes.append(buf, n);
   if (std::ferror(f.get())) return Status::Retryable(Code::kIoError, "cannot read " + path);
   return std::make_pair(true, std::move(bytes));
-}
-
-// The most useful line of gs's output: the first one mentioning an error, else the first
-// non-empty one; trimmed of blanks and the "****" gs puts in front, at most 200 characters.
-std::string GhostscriptMessage(std::string_view output) {
-  std::string first_line, error_line;
-  size_t pos = 0;
-  while (pos < output.size() && error_line.empty()) {
-    size_t end = output.find('\n', pos);
-    if (end == std::string_view::npos) end = output.size();
-    std::string_view line = output.substr(pos, end - pos);
-    pos = end + 1;
-    size_t b = line.find_first_not_of(" \t\r*");
-    if (b == std::string_view::npos) continue;
-    line = line.substr(b);
-    line = line.substr(0, line.find_last_not_of(" \t\r") + 1);
-    if (first_line.empty()) first_line = std::string(line);
-    if (line.find("rror") != std::string_view::npos) error_line = std::string(line);
-  }
-  std::string m = error_line.empty() ? first_line : error_line;
-  if (m.size() > 200) m = m.substr(0, 200) + "...";
-  return m;
-}
-
-std::string FormatSeconds(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", s);
-  return buf;
-}
-
-std::string SignalName(int sig) {
-  const char* abbrev = ::sigabbrev_np(sig);
-  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
 // Appends one Latin-1 character as a PostScript string character.
@@ -156,6 +128,43 @@ std::string ToLatin1(std::string_view text) {
   return out;
 }
 
+using internal::FormatSeconds;
+using internal::GhostscriptMessage;
+using internal::SignalName;
+
+// Runs a job on `lease`; when it fails in a process that had served earlier documents (or the
+// process was gone), runs it once more on a fresh process: a process poisoned by an earlier
+// document of the tenant must not fail this one.
+Result<PoolJobResult> RunWithRetry(RenderPool& pool, RenderPool::Lease lease, const std::string& tenant,
+                                   RenderProfile profile, const PoolJob& job) {
+  auto result = lease.Run(job);
+  bool reused = lease.docs_served() > 0;
+  if (result.ok() && !(reused && result->pages.empty() && job.last_page != 0)) return result;
+  bool gone = !result.ok() && result.status().code() == Code::kUnavailable;
+  bool suspect = reused && (result.ok() || result.status().code() == Code::kDocumentError);
+  if (!gone && !suspect) return result;
+  { RenderPool::Lease done = std::move(lease); }  // returned (and retired) first: frees its slot
+  FF_ASSIGN_OR_RETURN(auto fresh, pool.Acquire(tenant, profile, /*fresh=*/true));
+  return fresh.Run(job);
+}
+
+// Pages from a pooled process carry that process's running page number; rewriting each one as
+// page 1 of 1 (the strip is copied) gives exactly the bytes a one-shot render gives, so the
+// content-addressed page ids do not depend on which process rendered them. Then validates them.
+Status NormalisePages(std::vector<std::string>& pages, int first_number) {
+  for (size_t i = 0; i < pages.size(); ++i) {
+    std::string which = "output page " + std::to_string(first_number + static_cast<int>(i));
+    auto split = pages::SplitPages(pages[i]);
+    if (!split.ok() || split->size() != 1)
+      return DocError(which + " is not a single fax page" +
+                      (split.ok() ? "" : ": " + split.status().message()));
+    auto format = pages::ValidateFaxPage((*split)[0]);
+    if (!format.ok()) return DocError(which + " is not a fax page: " + format.status().message());
+    pages[i] = std::move((*split)[0]);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 RendererOptions RendererOptions::FromConfig(const Config& config) {
@@ -166,6 +175,12 @@ RendererOptions RendererOptions::FromConfig(const Config& config) {
   if (config.imaging_memory_bytes > 0) o.memory_bytes = config.imaging_memory_bytes;
   if (config.imaging_max_output_bytes > 0) o.max_output_bytes = config.imaging_max_output_bytes;
   if (config.imaging_max_pages > 0) o.max_pages = static_cast<int>(config.imaging_max_pages);
+  if (config.imaging_render_processes >= 0)
+    o.pool_processes = static_cast<int>(config.imaging_render_processes);
+  if (config.imaging_render_docs_per_process > 0)
+    o.docs_per_process = static_cast<int>(config.imaging_render_docs_per_process);
+  if (config.imaging_render_parallel_min_pages >= 0)
+    o.parallel_min_pages = static_cast<int>(config.imaging_render_parallel_min_pages);
   return o;
 }
 
@@ -258,7 +273,26 @@ std::string TextToPostScript(std::string_view text, PaperSize paper) {
   return ps;
 }
 
-Renderer::Renderer(RendererOptions options, Clock& clock) : options_(std::move(options)), clock_(clock) {}
+Renderer::Renderer(RendererOptions options, Clock& clock, MetricsRegistry* registry)
+    : options_(std::move(options)), clock_(clock) {
+  if (registry) metrics_ = std::make_unique<RenderMetrics>(*registry);
+  if (options_.pool_processes > 0) {
+    RenderPoolOptions po;
+    po.gs_path = options_.gs_path;
+    po.timeout_seconds = options_.timeout_seconds;
+    po.cpu_seconds = options_.cpu_seconds;
+    po.memory_bytes = options_.memory_bytes;
+    po.max_output_bytes = options_.max_output_bytes;
+    po.max_pages = options_.max_pages;
+    po.temp_dir = options_.temp_dir;
+    po.max_processes = options_.pool_processes;
+    po.docs_per_process = options_.docs_per_process;
+    po.spare_processes = options_.spare_processes;
+    pool_ = std::make_unique<RenderPool>(po, clock_, metrics_.get());
+  }
+}
+
+Renderer::~Renderer() = default;
 
 Status Renderer::CheckGhostscript() const {
   FF_ASSIGN_OR_RETURN(auto dir, TempDir::Create(options_.temp_dir));
@@ -266,23 +300,50 @@ Status Renderer::CheckGhostscript() const {
   limits.timeout_seconds = 10;
   limits.cpu_seconds = 5;
   limits.memory_bytes = options_.memory_bytes;
-  FF_ASSIGN_OR_RETURN(ContainedRun run, RunContained({options_.gs_path, "--version"}, dir->path(),
-                                                     {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C"}, limits, clock_));
+  FF_ASSIGN_OR_RETURN(ContainedRun run,
+                      RunContained({options_.gs_path, "--version"}, dir->path(),
+                                   {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C"}, limits, clock_));
   if (!run.exited || run.exit_code != 0)
-    return Status::Fatal(Code::kUnavailable, options_.gs_path + " --version failed: " + GhostscriptMessage(run.output));
+    return Status::Fatal(Code::kUnavailable,
+                         options_.gs_path + " --version failed: " + GhostscriptMessage(run.output));
+  if (pool_) FF_RETURN_IF_ERROR(pool_->WarmUp());
   return Status::Ok();
 }
 
-Result<RenderOutput> Renderer::Render(std::string_view content, DocumentType type, const RenderRequest& request) const {
+Result<RenderOutput> Renderer::Render(std::string_view content, DocumentType type,
+                                      const RenderRequest& request) const {
+  auto out = RenderDocument(content, type, request);
+  if (metrics_) {
+    if (out.ok()) {
+      metrics_->renders_ok.Increment();
+      metrics_->render_seconds.Observe(out->seconds);
+      metrics_->pages.Increment(static_cast<double>(out->pages.size()));
+    } else if (out.status().code() == Code::kDocumentError) {
+      metrics_->renders_document_error.Increment();
+    } else {
+      metrics_->renders_error.Increment();
+    }
+  }
+  return out;
+}
+
+Result<RenderOutput> Renderer::RenderDocument(std::string_view content, DocumentType type,
+                                              const RenderRequest& request) const {
   auto start = clock_.Monotonic();
   Result<RenderOutput> out = Status::Permanent(Code::kInternal, "unreachable");
   switch (type) {
-    case DocumentType::kPdf: out = RenderWithGhostscript(content, ".pdf", request); break;
-    case DocumentType::kPostScript: out = RenderWithGhostscript(content, ".ps", request); break;
+    case DocumentType::kPdf:
+      out = RenderWithGhostscript(content, ".pdf", request);
+      break;
+    case DocumentType::kPostScript:
+      out = RenderWithGhostscript(content, ".ps", request);
+      break;
     case DocumentType::kPlainText:
       out = RenderWithGhostscript(TextToPostScript(content, request.paper), ".ps", request);
       break;
-    case DocumentType::kTiff: out = NormaliseTiff(content); break;
+    case DocumentType::kTiff:
+      out = NormaliseTiff(content);
+      break;
   }
   if (out.ok()) out->seconds = std::chrono::duration<double>(clock_.Monotonic() - start).count();
   return out;
@@ -320,6 +381,7 @@ Result<RenderOutput> Renderer::NormaliseTiff(std::string_view content) const {
 
 Result<RenderOutput> Renderer::RenderWithGhostscript(std::string_view program, std::string_view extension,
                                                      const RenderRequest& request) const {
+  if (pool_) return RenderPooled(program, extension == ".pdf", request);
   FF_ASSIGN_OR_RETURN(auto dir, TempDir::Create(options_.temp_dir));
   const std::string input = dir->path() + "/input" + std::string(extension);
   const std::string output = dir->path() + "/output.tif";
@@ -356,11 +418,12 @@ Result<RenderOutput> Renderer::RenderWithGhostscript(std::string_view program, s
     return DocError("render timed out after " + FormatSeconds(options_.timeout_seconds) + " s (killed)");
   if (!run.exited) {
     // RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL at the hard one (soft + 1 s).
-    bool cpu_limit = run.signal == SIGXCPU ||
-                     (run.signal == SIGKILL && options_.cpu_seconds > 0 &&
-                      run.cpu_seconds >= static_cast<double>(options_.cpu_seconds) - 0.5);
+    bool cpu_limit =
+        run.signal == SIGXCPU || (run.signal == SIGKILL && options_.cpu_seconds > 0 &&
+                                  run.cpu_seconds >= static_cast<double>(options_.cpu_seconds) - 0.5);
     if (cpu_limit)
-      return DocError("render exceeded the CPU limit of " + std::to_string(options_.cpu_seconds) + " s (killed)");
+      return DocError("render exceeded the CPU limit of " + std::to_string(options_.cpu_seconds) +
+                      " s (killed)");
     if (run.signal == SIGXFSZ)
       return DocError("rendered output exceeded the limit of " + std::to_string(options_.max_output_bytes) +
                       " bytes (killed)");
@@ -368,9 +431,8 @@ Result<RenderOutput> Renderer::RenderWithGhostscript(std::string_view program, s
                     (message.empty() ? "" : ": " + message));
   }
   if (run.exit_code != 0)
-    return DocError("ghostscript rejected the document: " + (message.empty() ? "exit status " +
-                                                                                  std::to_string(run.exit_code)
-                                                                            : message));
+    return DocError("ghostscript rejected the document: " +
+                    (message.empty() ? "exit status " + std::to_string(run.exit_code) : message));
   FF_ASSIGN_OR_RETURN(auto rendered, ReadIfExists(output));
   if (!rendered.first || rendered.second.empty()) {
     if (!message.empty()) return DocError("ghostscript rejected the document: " + message);
@@ -378,6 +440,99 @@ Result<RenderOutput> Renderer::RenderWithGhostscript(std::string_view program, s
   }
   FF_ASSIGN_OR_RETURN(auto pages, CheckPages(rendered.second, "output"));
   if (pages.empty()) return DocError("document has no pages");
+  RenderOutput out;
+  out.pages = std::move(pages);
+  return out;
+}
+
+Result<RenderOutput> Renderer::RenderPooled(std::string_view program, bool pdf,
+                                            const RenderRequest& request) const {
+  RenderPool& pool = *pool_;
+  const RenderProfile profile{request.resolution, request.paper};
+  const std::string& tenant = request.tenant;
+  const int max_pages = options_.max_pages;
+  std::vector<std::string> pages;
+  std::string message;
+  bool rendered = false;
+  bool validated = false;
+
+  // Large PDFs: split the pages across idle warm processes of the tenant. The split follows the
+  // page count guessed from the bytes; every job clamps its range to the real count and the last
+  // range is open-ended, so a wrong guess only unbalances the split, never loses or repeats a page.
+  const int guess = pdf && options_.parallel_min_pages > 0 ? internal::EstimatePdfPages(program) : 0;
+  if (guess >= options_.parallel_min_pages && guess > 0) {
+    int want = options_.parallelism > 0 ? options_.parallelism
+                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    want = std::min({want, std::max(1, guess / std::max(1, options_.parallel_min_pages / 2)), max_pages});
+    FF_ASSIGN_OR_RETURN(auto first, pool.Acquire(tenant, profile));
+    std::vector<RenderPool::Lease> leases;
+    leases.push_back(std::move(first));
+    while (static_cast<int>(leases.size()) < want) {
+      auto extra = pool.TryAcquireIdle(tenant, profile);
+      if (!extra) break;
+      leases.push_back(std::move(*extra));
+    }
+    const int k = static_cast<int>(leases.size());
+    if (k > 1) {
+      const int n = std::min(guess, max_pages);
+      std::vector<Result<PoolJobResult>> parts(k, Status::Permanent(Code::kInternal, "not run"));
+      std::vector<Status> checked(k);
+      auto run_part = [&](int i) {
+        PoolJob job{program, true, 1 + i * n / k, i == k - 1 ? max_pages + 1 : (i + 1) * n / k};
+        parts[i] = leases[i].Run(job);
+        if (!parts[i].ok()) return;
+        // Exactly the pages of the range, clamped to the real count: a range that lost pages (a
+        // process poisoned by an earlier document) sends the document to the checked path below.
+        int expected = std::max(0, std::min(job.last_page, parts[i]->pdf_pages) - job.first_page + 1);
+        if (static_cast<int>(parts[i]->pages.size()) != expected) {
+          checked[i] =
+              DocError("page range " + std::to_string(job.first_page) + "-" + std::to_string(job.last_page) +
+                       " gave " + std::to_string(parts[i]->pages.size()) + " pages");
+          return;
+        }
+        checked[i] = NormalisePages(parts[i]->pages, job.first_page);
+      };
+      std::vector<std::thread> threads;
+      for (int i = 1; i < k; ++i) threads.emplace_back(run_part, i);
+      run_part(0);
+      for (auto& t : threads) t.join();
+      leases.clear();  // returned before any fallback below needs a process
+      bool all_ok = true;
+      for (int i = 0; i < k; ++i) all_ok = all_ok && parts[i].ok() && checked[i].ok();
+      if (all_ok) {
+        for (auto& part : parts)
+          for (auto& p : part->pages) pages.push_back(std::move(p));
+        message = parts[0]->message;
+        rendered = true;
+        validated = true;
+        if (metrics_) metrics_->parallel_documents.Increment();
+      }
+      // Otherwise the single-process render below gives the document's verdict.
+    } else {
+      auto single =
+          RunWithRetry(pool, std::move(leases[0]), tenant, profile, PoolJob{program, true, 1, max_pages + 1});
+      if (!single.ok()) return single.status();
+      pages = std::move(single->pages);
+      message = std::move(single->message);
+      rendered = true;
+    }
+  }
+  if (!rendered) {
+    FF_ASSIGN_OR_RETURN(auto lease, pool.Acquire(tenant, profile));
+    auto single =
+        RunWithRetry(pool, std::move(lease), tenant, profile, PoolJob{program, pdf, 1, max_pages + 1});
+    if (!single.ok()) return single.status();
+    pages = std::move(single->pages);
+    message = std::move(single->message);
+  }
+
+  if (pages.empty()) {
+    if (!message.empty()) return DocError("ghostscript rejected the document: " + message);
+    return DocError("document has no pages");
+  }
+  if (static_cast<int>(pages.size()) > max_pages)
+    return DocError("document has more than " + std::to_string(max_pages) + " pages");
+  if (!validated) FF_RETURN_IF_ERROR(NormalisePages(pages, 1));
   RenderOutput out;
   out.pages = std::move(pages);
   return out;

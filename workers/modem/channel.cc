@@ -81,8 +81,8 @@ Result<AttemptOutcome> Channel::RunAttempt(const v1::OutboundJob& job, const Att
     call.ident = options_.local_ident;
   }
   call.header_info = job.header_text();
-  call.ecm = options_.ecm;
-  call.modems = options_.modems;
+  call.ecm = plan.ecm >= 0 ? plan.ecm != 0 : options_.ecm;
+  call.modems = plan.modems != 0 ? plan.modems : options_.modems;
   call.call_timeout_seconds = options_.call_timeout_seconds;
   call.wall_timeout_seconds = options_.wall_timeout_seconds;
   call.log_tag = options_.name;
@@ -97,6 +97,7 @@ Result<AttemptOutcome> Channel::RunAttempt(const v1::OutboundJob& job, const Att
   FaxCallHooks call_hooks;
   call_hooks.before_dial = hooks.before_dial;
   call_hooks.should_abort = hooks.should_abort;
+  call_hooks.on_connected = hooks.on_connected;
   const int32_t offset = plan.first_page - 1;
   call_hooks.on_confirmed = [&](int page_in_file) {
     if (hooks.on_page_confirmed) hooks.on_page_confirmed(offset + page_in_file);

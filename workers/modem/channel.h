@@ -42,6 +42,8 @@ struct ChannelOptions {
 struct AttemptPlan {
   int32_t attempt = 1;
   int32_t first_page = 1;  // 1-based; pages before it were confirmed by earlier attempts
+  int ecm = -1;            // line fallback: 0 off, 1 on, -1 the channel's setting
+  int modems = 0;          // line fallback: ModemSupport bits, 0 the channel's setting
 };
 
 struct AttemptOutcome {
@@ -70,6 +72,8 @@ struct AttemptHooks {
   // `page`: 1-based page of the whole fax.
   std::function<void(int32_t page)> on_page_confirmed;
   std::function<bool()> should_abort;
+  // T.30 phase B done and the rate negotiated (the far end is a fax machine).
+  std::function<void(const std::string& remote_csid, int bit_rate, bool ecm)> on_connected;
 };
 
 class Channel {

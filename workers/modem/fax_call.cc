@@ -34,6 +34,13 @@ Result<FaxCallResult> RunFaxCall(LineDriver& line, const CallRequest& request, c
     return out;
   }
   Call& call = *dial.call;
+  if (T38Link* link = call.t38()) {
+    // A T.38 call (t38 driver, sim T.38 far ends): T.30 runs on a t38_terminal instead of audio.
+    if (Status st = session->UseT38(*link); !st.ok()) {
+      call.Hangup();
+      return st;
+    }
+  }
   const int64_t timeout_ms = static_cast<int64_t>(options.call_timeout_seconds * 1000.0);
   const double wall_cap =
       options.wall_timeout_seconds > 0 ? options.wall_timeout_seconds : options.call_timeout_seconds + 60.0;
@@ -42,6 +49,7 @@ Result<FaxCallResult> RunFaxCall(LineDriver& line, const CallRequest& request, c
   std::array<int16_t, kFrameSamples> txbuf{};
   std::array<int16_t, kFrameSamples> rxbuf{};
   int64_t frames = 0;
+  bool connected_reported = false;
   while (true) {
     session->Transmit(txbuf);
     if (Status ex = call.Exchange(txbuf, rxbuf); !ex.ok()) {
@@ -55,6 +63,13 @@ Result<FaxCallResult> RunFaxCall(LineDriver& line, const CallRequest& request, c
     }
     session->Receive(rxbuf);
     ++frames;
+    if (hooks.on_connected && !connected_reported && frames % 10 == 0 && session->PhaseBSeen()) {
+      const TransferStats stats = session->Stats();
+      if (stats.bit_rate > 0) {
+        connected_reported = true;
+        hooks.on_connected(session->RemoteIdent(), stats.bit_rate, stats.ecm);
+      }
+    }
     if (session->Finished()) break;
     if (call.Hungup()) {
       out.far_end_hung_up = true;

@@ -52,6 +52,8 @@ struct FaxCallHooks {
   std::function<void(int page)> on_confirmed;
   // Polled once per second of line time: true tears the call down (shutdown).
   std::function<bool()> should_abort;
+  // T.30 phase B is done and a bit rate negotiated: called once per call, on the call's thread.
+  std::function<void(const std::string& remote_csid, int bit_rate, bool ecm)> on_connected;
 };
 
 Result<FaxCallResult> RunFaxCall(LineDriver& line, const CallRequest& request, const FaxCallOptions& options,

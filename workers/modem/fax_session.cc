@@ -72,8 +72,10 @@ Result<std::unique_ptr<FaxSession>> FaxSession::NewTransmitter(const TxSessionOp
   if (t30_set_tx_ident(s->t30_, options.ident.c_str()) != 0)
     return Status::Permanent(Code::kInvalidArgument, "SpanDSP refused ident '" + options.ident + "'");
   if (!options.header_info.empty()) t30_set_tx_page_header_info(s->t30_, options.header_info.c_str());
+  if (options.resolutions != 0) t30_set_supported_resolutions(s->t30_, options.resolutions);
   t30_set_tx_file(s->t30_, options.tiff_path.c_str(), options.start_page, -1);
   s->on_page_confirmed_ = options.on_page_confirmed;
+  s->tx_options_ = std::make_unique<TxSessionOptions>(options);
   t30_set_phase_b_handler(s->t30_, &FaxSession::OnPhaseB, s.get());
   t30_set_phase_d_handler(s->t30_, &FaxSession::OnPhaseD, s.get());
   t30_set_phase_e_handler(s->t30_, &FaxSession::OnPhaseE, s.get());
@@ -93,9 +95,11 @@ Result<std::unique_ptr<FaxSession>> FaxSession::NewReceiver(const RxSessionOptio
   t30_set_supported_modems(s->t30_, options.modems);
   if (t30_set_tx_ident(s->t30_, options.ident.c_str()) != 0)
     return Status::Permanent(Code::kInvalidArgument, "SpanDSP refused ident '" + options.ident + "'");
+  if (options.resolutions != 0) t30_set_supported_resolutions(s->t30_, options.resolutions);
   t30_set_rx_encoding(s->t30_, T4_COMPRESSION_ITU_T6);
   t30_set_rx_file(s->t30_, options.tiff_path.c_str(), -1);
   s->on_frame_ = options.on_frame;
+  s->rx_options_ = std::make_unique<RxSessionOptions>(options);
   t30_set_phase_b_handler(s->t30_, &FaxSession::OnPhaseB, s.get());
   t30_set_phase_e_handler(s->t30_, &FaxSession::OnPhaseE, s.get());
   if (s->on_frame_) t30_set_real_time_frame_handler(s->t30_, &FaxSession::OnFrame, s.get());
@@ -104,16 +108,28 @@ Result<std::unique_ptr<FaxSession>> FaxSession::NewReceiver(const RxSessionOptio
 
 FaxSession::~FaxSession() {
   // A session destroyed mid-call is terminated so the rx file is closed properly.
-  if (fax_ && !finished_) Terminate();
+  if ((fax_ || t38_) && !finished_) Terminate();
 }
 
 void FaxSession::Transmit(std::span<int16_t, kFrameSamples> out) {
+  if (t38_) {
+    t38_terminal_send_timeout(t38_.get(), kFrameSamples);
+    std::fill(out.begin(), out.end(), int16_t{0});
+    return;
+  }
   int n = fax_tx(fax_.get(), out.data(), kFrameSamples);
   if (n < 0) n = 0;
   std::fill(out.begin() + n, out.end(), int16_t{0});
 }
 
 void FaxSession::Receive(std::span<const int16_t, kFrameSamples> in) {
+  if (t38_) {
+    t38_core_state_t* core = t38_terminal_get_t38_core_state(t38_.get());
+    t38_link_->ReceiveIfps([core](std::span<const uint8_t> ifp, uint16_t seq) {
+      t38_core_rx_ifp_packet(core, ifp.data(), static_cast<int>(ifp.size()), seq);
+    });
+    return;
+  }
   std::array<int16_t, kFrameSamples> copy;
   std::copy(in.begin(), in.end(), copy.begin());
   fax_rx(fax_.get(), copy.data(), kFrameSamples);
@@ -172,6 +188,58 @@ void FaxSession::OnFrame(t30_state_t*, void* user_data, int direction, const uin
   auto* self = static_cast<FaxSession*>(user_data);
   if (!self->on_frame_ || len < 3) return;
   self->on_frame_(direction == 0 /* FALSE = outgoing */, msg[2] & 0xFE);
+}
+
+int FaxSession::OnT38Packet(t38_core_state_t*, void* user_data, const uint8_t* buf, int len, int count) {
+  auto* self = static_cast<FaxSession*>(user_data);
+  if (!self->t38_link_ || len < 0) return -1;
+  Status st = self->t38_link_->SendIfp(std::span<const uint8_t>(buf, static_cast<size_t>(len)), count);
+  if (!st.ok()) {
+    static const auto logger = Logger("modem");
+    FF_LOG_WARN(logger, "[{}] T.38 send failed: {}", self->log_tag_, st.ToString());
+    return -1;
+  }
+  return 0;
+}
+
+Status FaxSession::UseT38(T38Link& link) {
+  if (t38_) return Status::Permanent(Code::kFailedPrecondition, "session already uses T.38");
+  if (!tx_options_ && !rx_options_) return Status::Permanent(Code::kFailedPrecondition, "session not set up");
+  const bool calling = transmitter_;
+  t38_link_ = &link;
+  t38_.reset(t38_terminal_init(nullptr, calling ? 1 : 0, &FaxSession::OnT38Packet, this));
+  if (!t38_) return Status::Retryable(Code::kResourceExhausted, "t38_terminal_init failed");
+  t30_state_t* t30 = t38_terminal_get_t30_state(t38_.get());
+  t38_log_tag_ = log_tag_ + "/t38";
+  RouteLogging(t38_terminal_get_logging_state(t38_.get()), t38_log_tag_);
+  RouteLogging(t38_core_get_logging_state(t38_terminal_get_t38_core_state(t38_.get())), t38_log_tag_);
+  RouteLogging(t30_get_logging_state(t30), t38_log_tag_);
+  t38_terminal_set_config(t38_.get(), link.Paced() ? 0 : static_cast<int>(T38_TERMINAL_OPTION_NO_PACING));
+  const bool ecm = calling ? tx_options_->ecm : rx_options_->ecm;
+  const int modems = calling ? tx_options_->modems : rx_options_->modems;
+  const int resolutions = calling ? tx_options_->resolutions : rx_options_->resolutions;
+  const std::string& ident = calling ? tx_options_->ident : rx_options_->ident;
+  t30_set_ecm_capability(t30, ecm ? 1 : 0);
+  t30_set_supported_compressions(t30, kCompressions);
+  t30_set_supported_modems(t30, modems);
+  if (resolutions != 0) t30_set_supported_resolutions(t30, resolutions);
+  if (t30_set_tx_ident(t30, ident.c_str()) != 0)
+    return Status::Permanent(Code::kInvalidArgument, "SpanDSP refused ident '" + ident + "'");
+  if (calling) {
+    if (!tx_options_->header_info.empty()) t30_set_tx_page_header_info(t30, tx_options_->header_info.c_str());
+    t30_set_tx_file(t30, tx_options_->tiff_path.c_str(), tx_options_->start_page, -1);
+    t30_set_phase_d_handler(t30, &FaxSession::OnPhaseD, this);
+  } else {
+    t30_set_rx_encoding(t30, T4_COMPRESSION_ITU_T6);
+    t30_set_rx_file(t30, rx_options_->tiff_path.c_str(), -1);
+    if (on_frame_) t30_set_real_time_frame_handler(t30, &FaxSession::OnFrame, this);
+  }
+  t30_set_phase_b_handler(t30, &FaxSession::OnPhaseB, this);
+  t30_set_phase_e_handler(t30, &FaxSession::OnPhaseE, this);
+  // The audio engine is not used any more; its T.30 never started, so it is freed.
+  t30_ = t30;
+  fax_.reset();
+  return Status::Ok();
 }
 
 }  // namespace faxflow::modem

@@ -48,6 +48,8 @@ struct TxSessionOptions {
   std::string header_info;  // page header text; empty = no header line
   bool ecm = true;
   int modems = kModemAll;
+  // Resolutions we may send (T30_SUPPORT_*_RESOLUTION bits); 0 = SpanDSP's default (all).
+  int resolutions = 0;
   std::string log_tag = "tx";
   // Called when the far end confirms a page (MCF/RTP). `page` counts pages of this session,
   // starting at 1 for the first page sent.
@@ -59,6 +61,9 @@ struct RxSessionOptions {
   std::string ident;      // CSI
   bool ecm = true;
   int modems = kModemAll;
+  // Resolutions we accept (T30_SUPPORT_*_RESOLUTION bits); 0 = SpanDSP's default (all). A
+  // "normal only" far end sets T30_SUPPORT_STANDARD_RESOLUTION.
+  int resolutions = 0;
   std::string log_tag = "rx";
   // Called for every T.30 control frame: `sent` true for frames we send; `fcf` with the
   // final-frame bit cleared (e.g. T30_MCF).
@@ -90,6 +95,14 @@ class FaxSession {
   // The line went away: ends T.30 (phase E runs now) unless it already finished.
   void Terminate();
 
+  // Switches the session to T.38 (a SpanDSP t38_terminal with the same T.30 configuration)
+  // for a call that carries T.38 (Call::t38()). Call it once, after dialling and before the
+  // first Transmit/Receive; `link` must outlive the session's use. From then on Transmit()
+  // runs the terminal's 20 ms timer and emits IFP packets through the link (the audio frame
+  // is silence) and Receive() ignores the audio and feeds the IFP packets the link received.
+  Status UseT38(T38Link& link);
+  bool IsT38() const { return t38_ != nullptr; }
+
   bool Finished() const { return finished_; }
   bool PhaseBSeen() const { return phase_b_seen_; }
   int CompletionCode() const { return completion_code_; }
@@ -118,6 +131,17 @@ class FaxSession {
   int status_before_terminate_ = 0;
   std::function<void(int)> on_page_confirmed_;
   std::function<void(bool, int)> on_frame_;
+
+  // T.38 mode (UseT38).
+  struct T38TerminalDeleter {
+    void operator()(t38_terminal_state_t* s) const { t38_terminal_free(s); }
+  };
+  static int OnT38Packet(t38_core_state_t* s, void* user_data, const uint8_t* buf, int len, int count);
+  std::unique_ptr<TxSessionOptions> tx_options_;  // kept for UseT38
+  std::unique_ptr<RxSessionOptions> rx_options_;
+  std::unique_ptr<t38_terminal_state_t, T38TerminalDeleter> t38_;
+  T38Link* t38_link_ = nullptr;
+  std::string t38_log_tag_;
 };
 
 // Validates a TSI/CSI: at most 20 characters, printable ASCII digits, '+' and space are what

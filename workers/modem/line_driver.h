@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -37,6 +38,23 @@ struct CallRequest {
 
 enum class CallSetup { kAnswered, kBusy, kNoAnswer, kRejected, kError };
 
+// The packet side of a call that carries T.38 instead of audio (the `t38` driver and the sim's
+// T.38 far ends; workers/modem/t38_link.h). The FaxSession of the call then runs a SpanDSP
+// t38_terminal (FaxSession::UseT38) and exchanges IFP packets through the link; the transport
+// (UDPTL with redundancy) owns sequence numbers. Used by the call's thread only.
+class T38Link {
+ public:
+  virtual ~T38Link() = default;
+  // Sends one IFP packet; `count` is SpanDSP's repeat count (indicators are sent 3 times).
+  virtual Status SendIfp(std::span<const uint8_t> ifp, int count) = 0;
+  // Hands every IFP received since the last call to `deliver` in sequence order (lost packets
+  // recovered from redundancy where possible), with the IFP's UDPTL sequence number.
+  virtual void ReceiveIfps(
+      const std::function<void(std::span<const uint8_t> ifp, uint16_t seq)>& deliver) = 0;
+  // False: the terminal streams without T.38 pacing (T38_TERMINAL_OPTION_NO_PACING).
+  virtual bool Paced() const { return true; }
+};
+
 // An answered call carrying audio. Destroying it hangs up (if not already done).
 class Call {
  public:
@@ -53,6 +71,8 @@ class Call {
   virtual void Hangup() = 0;
   // Line time since the call was answered.
   virtual int64_t LineMillis() const = 0;
+  // Non-null when the call carries T.38 (then Exchange() only paces and the audio is silence).
+  virtual T38Link* t38() { return nullptr; }
 };
 
 struct DialResult {

@@ -65,7 +65,54 @@ ModemMetrics::ModemMetrics(prometheus::Registry& r)
                    .Name("faxflow_modem_watchdog_total")
                    .Help("Calls torn down by the call watchdog (line-time limit or wall-clock cap).")
                    .Register(r)
-                   .Add({})) {}
+                   .Add({})),
+      channel_busy_seconds(prometheus::BuildCounter()
+                               .Name("faxflow_modem_channel_busy_seconds_total")
+                               .Help("Seconds channels spent on calls (dial to hang-up); line utilisation = "
+                                     "rate(this) / channels.")
+                               .Register(r)
+                               .Add({})),
+      scheduler_family(
+          prometheus::BuildGauge()
+              .Name("faxflow_modem_scheduler_jobs")
+              .Help("Jobs held by the modem scheduler: eligible (waiting for a channel), delayed "
+                    "(retry delay, send_at or time-of-day window), blocked (number at its call limit).")
+              .Register(r)),
+      sched_eligible(scheduler_family.Add({{"state", "eligible"}})),
+      sched_delayed(scheduler_family.Add({{"state", "delayed"}})),
+      sched_blocked(scheduler_family.Add({{"state", "blocked"}})),
+      retries(prometheus::BuildCounter()
+                  .Name("faxflow_modem_retries_scheduled_total")
+                  .Help("Retries scheduled after a failed attempt, by failure reason.")
+                  .Register(r)),
+      pages_resent(prometheus::BuildCounter()
+                       .Name("faxflow_modem_pages_resent_total")
+                       .Help("Pages sent again by a later attempt because the far end had not confirmed them "
+                             "(page-level resume: at most the page in flight when a call broke).")
+                       .Register(r)
+                       .Add({})),
+      reports(prometheus::BuildCounter()
+                  .Name("faxflow_modem_reports_total")
+                  .Help("Transmission reports stored (result=ok) or not (result=error).")
+                  .Register(r)),
+      line_plans(prometheus::BuildCounter()
+                     .Name("faxflow_modem_line_plan_attempts_total")
+                     .Help("Attempts by line plan: v17+ecm (normal), 9600+ecm and 9600-ecm (fallbacks after "
+                           "training failures or remembered for the destination).")
+                     .Register(r)),
+      cancel_commands(prometheus::BuildCounter()
+                          .Name("faxflow_modem_control_commands_total")
+                          .Help("fax.control commands applied (cancel).")
+                          .Register(r)
+                          .Add({})) {}
+
+void ModemMetrics::CountRetry(int reason) {
+  const std::string why =
+      v1::FailureReason_IsValid(reason)
+          ? Label(v1::FailureReason_Name(static_cast<v1::FailureReason>(reason)), "REASON_")
+          : "unknown";
+  retries.Add({{"reason", why}}).Increment();
+}
 
 void ModemMetrics::CountOutcome(int state, int reason) {
   const std::string s = v1::RecipientState_IsValid(state)

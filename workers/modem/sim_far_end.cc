@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <numbers>
 
 #include "workers/modem/outcome.h"
@@ -19,7 +20,33 @@ std::string_view Trim(std::string_view s) {
 
 Status Invalid(std::string message) { return Status::Permanent(Code::kInvalidArgument, std::move(message)); }
 
+std::string FormatNumber(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
+}
+
+bool ParseDouble(std::string_view text, double& out) {
+  if (text.empty()) return false;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && ptr == text.data() + text.size();
+}
+
 }  // namespace
+
+bool IsFaxReceiver(FarEndKind kind) {
+  switch (kind) {
+    case FarEndKind::kAnswer:
+    case FarEndKind::kDropAfter:
+    case FarEndKind::kT38:
+    case FarEndKind::kNoise:
+    case FarEndKind::kSlow:
+    case FarEndKind::kNormalOnly:
+      return true;
+    default:
+      return false;
+  }
+}
 
 std::string FarEndBehaviour::ToString() const {
   switch (kind) {
@@ -35,6 +62,14 @@ std::string FarEndBehaviour::ToString() const {
       return "silence";
     case FarEndKind::kDropAfter:
       return "drop_after:" + std::to_string(drop_after_pages);
+    case FarEndKind::kT38:
+      return t38_loss_percent > 0 ? "t38_loss:" + FormatNumber(t38_loss_percent) : "t38";
+    case FarEndKind::kNoise:
+      return "noise:" + FormatNumber(noise_dbm0);
+    case FarEndKind::kSlow:
+      return "slow:" + std::to_string(max_bps);
+    case FarEndKind::kNormalOnly:
+      return "normal_only";
   }
   return "unknown";
 }
@@ -55,8 +90,27 @@ Result<FarEndBehaviour> ParseBehaviour(std::string_view text) {
       return Invalid("sim behaviour '" + std::string(text) + "': drop_after needs a page number >= 1");
     return FarEndBehaviour{FarEndKind::kDropAfter, pages};
   }
+  if (text == "t38") return FarEndBehaviour{.kind = FarEndKind::kT38};
+  if (text == "normal_only") return FarEndBehaviour{.kind = FarEndKind::kNormalOnly};
+  constexpr std::string_view kLoss = "t38_loss:";
+  if (text.substr(0, kLoss.size()) == kLoss) {
+    double pct = 0;
+    if (!ParseDouble(text.substr(kLoss.size()), pct) || pct < 0 || pct > 50)
+      return Invalid("sim behaviour '" + std::string(text) + "': t38_loss needs a percentage 0..50");
+    return FarEndBehaviour{.kind = FarEndKind::kT38, .t38_loss_percent = pct};
+  }
+  constexpr std::string_view kNoise = "noise:";
+  if (text.substr(0, kNoise.size()) == kNoise) {
+    double level = 0;
+    if (!ParseDouble(text.substr(kNoise.size()), level) || level > 0 || level < -90)
+      return Invalid("sim behaviour '" + std::string(text) + "': noise needs a level in dBm0, -90..0");
+    return FarEndBehaviour{.kind = FarEndKind::kNoise, .noise_dbm0 = level};
+  }
+  if (text == "slow:9600") return FarEndBehaviour{.kind = FarEndKind::kSlow, .max_bps = 9600};
+  if (text == "slow:4800") return FarEndBehaviour{.kind = FarEndKind::kSlow, .max_bps = 4800};
   return Invalid("unknown sim behaviour '" + std::string(text) +
-                 "' (known: answer, busy, no_answer, voice, silence, drop_after:N)");
+                 "' (known: answer, busy, no_answer, voice, silence, drop_after:N, t38, t38_loss:P, noise:L, "
+                 "slow:9600, slow:4800, normal_only)");
 }
 
 std::string NumberDigits(std::string_view number) {
@@ -68,10 +122,22 @@ std::string NumberDigits(std::string_view number) {
 
 const std::vector<std::pair<std::string, FarEndBehaviour>>& SimDirectory::BuiltIn() {
   static const std::vector<std::pair<std::string, FarEndBehaviour>> kBuiltIn = {
-      {"+15550100000", {FarEndKind::kAnswer, 0}},    {"+15550100001", {FarEndKind::kBusy, 0}},
-      {"+15550100002", {FarEndKind::kNoAnswer, 0}},  {"+15550100003", {FarEndKind::kVoice, 0}},
-      {"+15550100004", {FarEndKind::kSilence, 0}},   {"+15550100005", {FarEndKind::kDropAfter, 2}},
+      {"+15550100000", {FarEndKind::kAnswer, 0}},
+      {"+15550100001", {FarEndKind::kBusy, 0}},
+      {"+15550100002", {FarEndKind::kNoAnswer, 0}},
+      {"+15550100003", {FarEndKind::kVoice, 0}},
+      {"+15550100004", {FarEndKind::kSilence, 0}},
+      {"+15550100005", {FarEndKind::kDropAfter, 2}},
       {"+15550100006", {FarEndKind::kDropAfter, 1}},
+      // Line conditions (docs/sim.md, docs/t38.md).
+      {"+15550100100", {.kind = FarEndKind::kT38}},
+      {"+15550100101", {.kind = FarEndKind::kT38, .t38_loss_percent = 1}},
+      {"+15550100102", {.kind = FarEndKind::kT38, .t38_loss_percent = 10}},
+      {"+15550100103", {.kind = FarEndKind::kNormalOnly}},
+      {"+15550100104", {.kind = FarEndKind::kSlow, .max_bps = 9600}},
+      {"+15550100105", {.kind = FarEndKind::kSlow, .max_bps = 4800}},
+      {"+15550100106", {.kind = FarEndKind::kNoise, .noise_dbm0 = -50}},
+      {"+15550100107", {.kind = FarEndKind::kNoise, .noise_dbm0 = -30}},
   };
   return kBuiltIn;
 }
@@ -117,15 +183,26 @@ FarEndBehaviour SimDirectory::Lookup(std::string_view number) const {
 Result<std::unique_ptr<SimFarEnd>> SimFarEnd::Answer(const FarEndBehaviour& behaviour,
                                                      const std::string& rx_path,
                                                      const FarEndOptions& options) {
+  return Answer(behaviour, rx_path, options, nullptr);
+}
+
+Result<std::unique_ptr<SimFarEnd>> SimFarEnd::Answer(const FarEndBehaviour& behaviour,
+                                                     const std::string& rx_path, const FarEndOptions& options,
+                                                     T38Link* t38) {
   std::unique_ptr<SimFarEnd> f(new SimFarEnd());
   f->behaviour_ = behaviour;
   f->options_ = options;
-  if (behaviour.kind == FarEndKind::kAnswer || behaviour.kind == FarEndKind::kDropAfter) {
+  if (behaviour.kind == FarEndKind::kT38 && t38 == nullptr)
+    return Status::Permanent(Code::kInvalidArgument, "a T.38 far end needs a T.38 link");
+  if (IsFaxReceiver(behaviour.kind)) {
     f->rx_path_ = rx_path;
     RxSessionOptions rx;
     rx.tiff_path = rx_path;
     rx.ident = options.ident;
     rx.log_tag = "farend";
+    if (behaviour.kind == FarEndKind::kSlow)
+      rx.modems = behaviour.max_bps >= 9600 ? (kModemV29 | kModemV27ter) : kModemV27ter;
+    if (behaviour.kind == FarEndKind::kNormalOnly) rx.resolutions = T30_SUPPORT_STANDARD_RESOLUTION;
     SimFarEnd* self = f.get();
     if (behaviour.kind == FarEndKind::kDropAfter) {
       rx.on_frame = [self](bool sent, int fcf) {
@@ -135,6 +212,7 @@ Result<std::unique_ptr<SimFarEnd>> SimFarEnd::Answer(const FarEndBehaviour& beha
       };
     }
     FF_ASSIGN_OR_RETURN(f->fax_, FaxSession::NewReceiver(rx));
+    if (behaviour.kind == FarEndKind::kT38) FF_RETURN_IF_ERROR(f->fax_->UseT38(*t38));
   } else if (behaviour.kind != FarEndKind::kVoice && behaviour.kind != FarEndKind::kSilence) {
     return Status::Permanent(Code::kInvalidArgument,
                              "behaviour " + behaviour.ToString() + " does not answer");
@@ -156,7 +234,11 @@ void SimFarEnd::Process(std::span<const int16_t, kFrameSamples> from_caller,
   line_ms_ += kFrameMillis;
   switch (behaviour_.kind) {
     case FarEndKind::kAnswer:
-    case FarEndKind::kDropAfter: {
+    case FarEndKind::kDropAfter:
+    case FarEndKind::kT38:
+    case FarEndKind::kNoise:
+    case FarEndKind::kSlow:
+    case FarEndKind::kNormalOnly: {
       fax_->Receive(from_caller);
       fax_->Transmit(to_caller);
       if (fax_->Finished()) {

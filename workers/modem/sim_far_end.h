@@ -6,8 +6,11 @@
 // simulated call: a SpanDSP receiver (answering fax_state_t) fed with the caller's audio, or a
 // voice/silence generator, and it decides when to hang up.
 //
-// Behaviours: answer (default), busy, no_answer, voice, silence, drop_after:N. Room is left for
-// noise, slow, normal_only, t38_loss (FarEndKind grows; the parser rejects unknown names).
+// Behaviours: answer (default), busy, no_answer, voice, silence, drop_after:N, and the line
+// conditions t38 / t38_loss:P (the call carries T.38 over an in-process UDPTL pipe losing P % of
+// the datagrams each way), noise:L (AWGN at L dBm0 added to both audio directions),
+// slow:9600 / slow:4800 (V.29+V.27ter / V.27ter only) and normal_only (standard resolution only:
+// a fine page fails as capability_mismatch, T30_ERR_NORESSUPPORT). The parser rejects unknown names.
 //
 // Threading: SimDirectory is immutable after Create (thread-safe reads). A SimFarEnd belongs to
 // the thread of its call.
@@ -28,14 +31,31 @@
 
 namespace faxflow::modem {
 
-enum class FarEndKind { kAnswer, kBusy, kNoAnswer, kVoice, kSilence, kDropAfter };
+enum class FarEndKind {
+  kAnswer,
+  kBusy,
+  kNoAnswer,
+  kVoice,
+  kSilence,
+  kDropAfter,
+  kT38,
+  kNoise,
+  kSlow,
+  kNormalOnly
+};
 
 struct FarEndBehaviour {
   FarEndKind kind = FarEndKind::kAnswer;
   int drop_after_pages = 0;      // kDropAfter: hang up right after confirming this page
+  double t38_loss_percent = 0;   // kT38: datagrams lost each way
+  double noise_dbm0 = 0;         // kNoise: AWGN level
+  int max_bps = 0;               // kSlow: 9600 or 4800
   std::string ToString() const;  // "answer", "drop_after:2", ...
   bool operator==(const FarEndBehaviour&) const = default;
 };
+
+// True for behaviours whose far end answers with a SpanDSP fax receiver.
+bool IsFaxReceiver(FarEndKind kind);
 
 // Parses one behaviour ("busy", "drop_after:3"); kInvalidArgument naming the problem.
 Result<FarEndBehaviour> ParseBehaviour(std::string_view text);
@@ -69,6 +89,11 @@ class SimFarEnd {
   // `rx_path`: where a fax far end writes received pages (ignored for voice/silence).
   static Result<std::unique_ptr<SimFarEnd>> Answer(const FarEndBehaviour& behaviour,
                                                    const std::string& rx_path, const FarEndOptions& options);
+  // The same, for a call carrying T.38 (behaviour kT38): the far end's receiver runs a
+  // t38_terminal on `t38` (which must outlive the far end).
+  static Result<std::unique_ptr<SimFarEnd>> Answer(const FarEndBehaviour& behaviour,
+                                                   const std::string& rx_path, const FarEndOptions& options,
+                                                   T38Link* t38);
   ~SimFarEnd();
   SimFarEnd(const SimFarEnd&) = delete;
   SimFarEnd& operator=(const SimFarEnd&) = delete;
@@ -83,6 +108,8 @@ class SimFarEnd {
   // Completion of the far end's own T.30 session ("T30_ERR_OK", ...), or "voice"/"silence".
   std::string Completion() const;
   const std::string& ReceivedPath() const { return rx_path_; }
+  // The far end's fax receiver (null for voice/silence): remote ident and statistics.
+  const FaxSession* session() const { return fax_.get(); }
 
  private:
   SimFarEnd() = default;

@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
 #include "common/log.h"
+#include "workers/modem/t38_link.h"
 
 namespace faxflow::modem {
 namespace {
@@ -58,6 +61,26 @@ std::string SafeFileName(std::string_view s) {
   return out;
 }
 
+struct AwgnDeleter {
+  void operator()(awgn_state_t* s) const { awgn_free(s); }
+};
+using AwgnPtr = std::unique_ptr<awgn_state_t, AwgnDeleter>;
+
+// Adds noise to a frame (saturating).
+void AddNoise(awgn_state_t* noise, std::span<int16_t, kFrameSamples> frame) {
+  for (auto& v : frame) {
+    const int sum = static_cast<int>(v) + static_cast<int>(awgn(noise));
+    v = static_cast<int16_t>(std::clamp(sum, -32768, 32767));
+  }
+}
+
+// Per-call seed from the driver's seed, the job id and the attempt (reproducible per call).
+uint64_t CallSeed(uint64_t base, const CallRequest& r) {
+  uint64_t h = base ^ 0xcbf29ce484222325ULL;
+  for (char c : r.job_id) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  return h ^ (static_cast<uint64_t>(r.attempt) << 32);
+}
+
 // A call answered by a SimFarEnd.
 class SimCall final : public Call {
  public:
@@ -69,12 +92,34 @@ class SimCall final : public Call {
         far_(std::move(far_end)),
         realtime_(realtime),
         start_(clock.Monotonic()) {}
+  // A call with line conditions: a T.38 pipe (the far end uses its answering side) and/or AWGN
+  // on both audio directions. `far_end` must have been built on `pipe`.
+  SimCall(SimLineDriver& line, CallRequest request, std::string behaviour, std::unique_ptr<T38Pipe> pipe,
+          std::unique_ptr<SimFarEnd> far_end, AwgnPtr noise_to_far, AwgnPtr noise_to_caller, Clock& clock,
+          bool realtime)
+      : line_(line),
+        request_(std::move(request)),
+        behaviour_(std::move(behaviour)),
+        pipe_(std::move(pipe)),
+        far_(std::move(far_end)),
+        noise_to_far_(std::move(noise_to_far)),
+        noise_to_caller_(std::move(noise_to_caller)),
+        realtime_(realtime),
+        start_(clock.Monotonic()) {}
   ~SimCall() override { Hangup(); }
+
+  T38Link* t38() override { return pipe_ ? &pipe_->caller() : nullptr; }
 
   Status Exchange(std::span<const int16_t, kFrameSamples> tx, std::span<int16_t, kFrameSamples> rx) override {
     line_ms_ += kFrameMillis;
     if (hung_up_ || far_->HungUp()) {
       std::fill(rx.begin(), rx.end(), int16_t{0});
+    } else if (noise_to_far_) {
+      std::array<int16_t, kFrameSamples> noisy;
+      std::copy(tx.begin(), tx.end(), noisy.begin());
+      AddNoise(noise_to_far_.get(), noisy);
+      far_->Process(noisy, rx);
+      AddNoise(noise_to_caller_.get(), rx);
     } else {
       far_->Process(tx, rx);
     }
@@ -108,7 +153,10 @@ class SimCall final : public Call {
   SimLineDriver& line_;
   CallRequest request_;
   std::string behaviour_;
+  std::unique_ptr<T38Pipe> pipe_;  // outlives far_ (declared first)
   std::unique_ptr<SimFarEnd> far_;
+  AwgnPtr noise_to_far_;
+  AwgnPtr noise_to_caller_;
   bool realtime_;
   Clock::MonoTime start_;
   int64_t line_ms_ = 0;
@@ -213,6 +261,30 @@ Result<DialResult> SimLineDriver::Dial(const CallRequest& request) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(rx_path).parent_path(), ec);
   if (ec) return Status::Retryable(Code::kIoError, "sim line: cannot create folder for " + rx_path);
+  if (behaviour.kind == FarEndKind::kT38 || behaviour.kind == FarEndKind::kNoise) {
+    std::unique_ptr<T38Pipe> pipe;
+    AwgnPtr to_far;
+    AwgnPtr to_caller;
+    const uint64_t seed = CallSeed(options_.loss_seed, request);
+    if (behaviour.kind == FarEndKind::kT38) {
+      pipe = std::make_unique<T38Pipe>(options_.t38, behaviour.t38_loss_percent, seed);
+    } else {
+      const auto level = static_cast<float>(behaviour.noise_dbm0);
+      to_far.reset(awgn_init_dbm0(nullptr, static_cast<int>(seed & 0x7fffffff), level));
+      to_caller.reset(awgn_init_dbm0(nullptr, static_cast<int>((seed >> 32) & 0x7fffffff) | 1, level));
+      if (!to_far || !to_caller) return Status::Retryable(Code::kResourceExhausted, "awgn_init_dbm0 failed");
+    }
+    FF_ASSIGN_OR_RETURN(auto far_end, SimFarEnd::Answer(behaviour, rx_path, options_.far_end,
+                                                        pipe ? &pipe->answerer() : nullptr));
+    if (options_.realtime) Pace(clock_.Monotonic(), options_.ring_ms);
+    result.setup = CallSetup::kAnswered;
+    result.setup_millis = options_.ring_ms;
+    result.detail = "answered (" + behaviour.ToString() + ")";
+    result.call =
+        std::make_unique<SimCall>(*this, request, behaviour.ToString(), std::move(pipe), std::move(far_end),
+                                  std::move(to_far), std::move(to_caller), clock_, options_.realtime);
+    return result;
+  }
   FF_ASSIGN_OR_RETURN(auto far_end, SimFarEnd::Answer(behaviour, rx_path, options_.far_end));
   if (options_.realtime) Pace(clock_.Monotonic(), options_.ring_ms);
   result.setup = CallSetup::kAnswered;

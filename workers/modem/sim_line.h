@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "workers/modem/line_driver.h"
 #include "workers/modem/sim_far_end.h"
+#include "workers/modem/t38_link.h"
 
 namespace faxflow::modem {
 
@@ -34,6 +35,10 @@ struct SimLineOptions {
   int64_t busy_ms = 3'000;           // line time until a busy signal is recognised
   int64_t ring_timeout_ms = 60'000;  // no_answer: give up after ringing this long
   FarEndOptions far_end;
+  // T.38 far ends (t38, t38_loss:P): UDPTL redundancy depth and pacing of the in-process link;
+  // `loss_seed` seeds the loss model (each call mixes in its job id and attempt).
+  T38LinkOptions t38;
+  uint64_t loss_seed = 1;
 };
 
 // One JSON line of calls.jsonl.

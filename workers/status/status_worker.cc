@@ -1,6 +1,7 @@
 #include "workers/status/status_worker.h"
 
 #include <map>
+#include <utility>
 
 #include "common/log.h"
 #include "schemas/event.pb.h"
@@ -26,13 +27,14 @@ StatusWorkerMetrics::StatusWorkerMetrics(prometheus::Registry& registry)
                  .Register(registry)
                  .Add({})) {}
 
-StatusWorker::StatusWorker(bus::Bus& bus, StatusStore& store, prometheus::Registry& registry, Clock& clock)
-    : bus_(bus), store_(store), clock_(clock), metrics_(registry) {}
+StatusWorker::StatusWorker(bus::Bus& bus, StatusStore& store, prometheus::Registry& registry, Clock& clock,
+                           std::string group)
+    : bus_(bus), store_(store), clock_(clock), group_(std::move(group)), metrics_(registry) {}
 
 StatusWorker::~StatusWorker() { Stop(); }
 
 Status StatusWorker::Start() {
-  FF_ASSIGN_OR_RETURN(consumer_, bus_.NewConsumer({std::string(bus::group::kStatus), "status", true}));
+  FF_ASSIGN_OR_RETURN(consumer_, bus_.NewConsumer({group_, "status", true}));
   FF_ASSIGN_OR_RETURN(dlq_, bus_.NewProducer("status-dlq"));
   std::vector<bus::TopicPartition> parts;
   for (auto topic : {bus::topic::kSubmissions, bus::topic::kEvents}) {

@@ -20,6 +20,7 @@
 #include "common/status.h"
 #include "storage/status_store.h"
 #include "topics/bus.h"
+#include "topics/catalogue.h"
 
 namespace faxflow {
 
@@ -32,7 +33,11 @@ struct StatusWorkerMetrics {
 
 class StatusWorker {
  public:
-  StatusWorker(bus::Bus& bus, StatusStore& store, prometheus::Registry& registry, Clock& clock);
+  // `group` holds the committed offsets of this node's store: every gateway node has its own
+  // status store fed from every partition, so nodes of one deployment need distinct groups
+  // (a shared group would let one node's commits skip records another node never applied).
+  StatusWorker(bus::Bus& bus, StatusStore& store, prometheus::Registry& registry, Clock& clock,
+               std::string group = std::string(bus::group::kStatus));
   ~StatusWorker();
   StatusWorker(const StatusWorker&) = delete;
   StatusWorker& operator=(const StatusWorker&) = delete;
@@ -49,6 +54,7 @@ class StatusWorker {
   bus::Bus& bus_;
   StatusStore& store_;
   Clock& clock_;
+  std::string group_;
   StatusWorkerMetrics metrics_;
   std::unique_ptr<bus::Consumer> consumer_;
   std::unique_ptr<bus::Producer> dlq_;

@@ -1,0 +1,107 @@
+// The fax resources of the REST API v1 (docs/api.md, docs/openapi.yaml):
+//   POST /v1/faxes                      submit (JSON or multipart), Idempotency-Key
+//   GET  /v1/faxes                      list: state, tag, since/until, cursor pagination
+//   GET  /v1/faxes/{id}                 status per recipient
+//   POST /v1/faxes/{id}/cancel          cancel (fax.control + status of not-yet-dialled recipients)
+//   GET  /v1/faxes/{id}/events          the event history
+//   GET  /v1/faxes/{id}/report          the transmission report
+//   GET  /v1/faxes/{id}/pages/{n}       page preview (PNG; ?format=tiff for the fax page itself)
+//   POST/GET /v1/admin/keys, DELETE /v1/admin/keys/{key_id}   API keys (admin token)
+// Every /v1 request other than /v1/admin is authenticated (gateway.auth=keys: an API key as
+// `Authorization: Bearer ffk_...`), scoped to the key's tenant (another tenant's fax answers 404
+// exactly like an unknown id), and admitted by the tenant's rate and concurrency limits (429 with
+// Retry-After).
+//
+// Threading: handlers run on httplib's pool; every dependency is thread-safe.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/clock.h"
+#include "producers/gateway/api_keys.h"
+#include "producers/gateway/idempotency.h"
+#include "producers/gateway/rate_limit.h"
+#include "producers/gateway/submission_service.h"
+#include "storage/blob_store.h"
+#include "storage/status_store.h"
+#include "topics/bus.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace faxflow {
+
+// What the API needs beyond the submission service and stores. Null members switch features
+// off: no `keys` requires auth == "none"; no `idempotency` ignores Idempotency-Key; no
+// `limiter` admits everything; no `producer` answers cancel with 503; no `fetch_url` refuses
+// content_url.
+struct ApiDeps {
+  std::string auth = "none";  // "keys" or "none" (every caller is tenant "default")
+  std::string admin_token;    // Bearer token of /v1/admin/*; empty: admin API off (404)
+  ApiKeyStore* keys = nullptr;
+  IdempotencyStore* idempotency = nullptr;
+  TenantLimiter* limiter = nullptr;
+  bus::Producer* producer = nullptr;
+  // Fetches a client's content_url through the SSRF guard (producers/ingest UrlFetcher).
+  std::function<Result<std::string>(const std::string& url)> fetch_url;
+  Clock* clock = nullptr;  // default: the system clock
+};
+
+struct ApiMetrics {
+  explicit ApiMetrics(prometheus::Registry& r);
+  prometheus::Family<prometheus::Counter>& auth_failures;
+  prometheus::Family<prometheus::Counter>& limited;
+  prometheus::Family<prometheus::Counter>& idempotency;
+  prometheus::Counter& cancels;
+  prometheus::Family<prometheus::Counter>& submissions;
+  prometheus::Counter& recipients;
+};
+
+// A request that passed authentication and admission; holds the concurrency permit.
+struct CallContext {
+  Caller caller;
+  bool all_tenants = false;  // gateway.auth=none: reads by id are not tenant-checked
+  std::optional<TenantLimiter::Permit> permit;
+};
+
+class FaxesApi {
+ public:
+  FaxesApi(ApiDeps deps, SubmissionService& submissions, StatusStore& status, BlobStore& blobs,
+           prometheus::Registry& registry);
+  void Register(httplib::Server& server);
+
+  // Authentication + admission for any /v1 route (also for routes other files register):
+  // answers 401/429 itself and returns nothing when the request must stop.
+  std::optional<CallContext> Admit(const httplib::Request& req, httplib::Response& res);
+
+ private:
+  void Submit(const httplib::Request& req, httplib::Response& res);
+  void List(const httplib::Request& req, httplib::Response& res);
+  void Get(const httplib::Request& req, httplib::Response& res);
+  void Cancel(const httplib::Request& req, httplib::Response& res);
+  void Events(const httplib::Request& req, httplib::Response& res);
+  void Report(const httplib::Request& req, httplib::Response& res);
+  void Page(const httplib::Request& req, httplib::Response& res);
+  void AdminKeys(const httplib::Request& req, httplib::Response& res);
+  bool AdminAllowed(const httplib::Request& req, httplib::Response& res);
+  // The fax if it exists and belongs to the caller; otherwise answers 404/503.
+  std::optional<v1::FaxStatus> OwnFax(const CallContext& ctx, const std::string& id, httplib::Response& res);
+
+  ApiDeps deps_;
+  SubmissionService& submissions_;
+  StatusStore& status_;
+  BlobStore& blobs_;
+  Clock& clock_;
+  ApiMetrics metrics_;
+};
+
+}  // namespace faxflow

@@ -1,0 +1,76 @@
+// An embedded `faxflow all` pipeline in this process with API keys on, an admin token, and two
+// tenants' keys: the REST API as customers use it, on the real pipeline (Ghostscript, SpanDSP
+// over the simulated line, RocksDB stores, embedded bus).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "app/pipeline.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "tests/api/api_client.h"
+#include "tests/support/support.h"
+
+namespace faxflow::testing {
+
+inline std::string Base64(const std::string& in) {
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  int val = 0, bits = -6;
+  for (unsigned char c : in) {
+    val = (val << 8) + c;
+    bits += 8;
+    while (bits >= 0) {
+      out.push_back(t[(val >> bits) & 0x3f]);
+      bits -= 6;
+    }
+  }
+  if (bits > -6) out.push_back(t[((val << 8) >> (bits + 8)) & 0x3f]);
+  while (out.size() % 4) out.push_back('=');
+  return out;
+}
+
+class EmbeddedApi {
+ public:
+  static constexpr const char* kAdminToken = "test-admin-token";
+
+  explicit EmbeddedApi(std::vector<std::pair<std::string, std::string>> extra = {}) {
+    std::vector<std::pair<std::string, std::string>> sets = {{"data_dir", dir_.path()},
+                                                             {"gateway.listen", "127.0.0.1:0"},
+                                                             {"admin.listen", "127.0.0.1:0"},
+                                                             {"gateway.auth", "keys"},
+                                                             {"gateway.admin_token", kAdminToken},
+                                                             {"gateway.rate_limit_per_second", "0"},
+                                                             {"gateway.max_concurrent_requests", "0"},
+                                                             {"log.level", "warn"}};
+    sets.insert(sets.end(), extra.begin(), extra.end());
+    auto config = LoadConfig(std::nullopt, sets, false);
+    if (!config.ok()) throw std::runtime_error(config.status().ToString());
+    auto p = Pipeline::Start(*config, Roles::All(), SystemClock::Instance());
+    if (!p.ok()) throw std::runtime_error(p.status().ToString());
+    pipeline_ = std::move(*p);
+  }
+  ~EmbeddedApi() { pipeline_->Stop(); }
+
+  int port() const { return pipeline_->http_port(); }
+  Pipeline& pipeline() { return *pipeline_; }
+  ApiClient Admin() const { return ApiClient(port(), kAdminToken); }
+  ApiClient Anonymous() const { return ApiClient(port()); }
+  // A new key of `tenant` (admin API); the client uses it.
+  ApiClient Tenant(const std::string& tenant) const {
+    auto a = Admin().PostJson("/v1/admin/keys", nlohmann::json{{"tenant", tenant}, {"name", "test"}});
+    if (a.status != 201) throw std::runtime_error("key creation failed: " + a.body);
+    return ApiClient(port(), a.json()["key"].get<std::string>());
+  }
+  const std::string& dir() const { return dir_.path(); }
+
+ private:
+  TempDir dir_{"faxflow-api"};
+  std::unique_ptr<Pipeline> pipeline_;
+};
+
+}  // namespace faxflow::testing

@@ -1,0 +1,517 @@
+// Webhooks: signatures (checked against an independent Python reference verifier), tamper and
+// replay rejection, the retry/backoff/dead-letter schedule on a ManualClock, de-duplication of
+// redelivered events, secret rotation on the wire, and the SSRF guard on the webhook path
+// (zero connections to forbidden addresses, proved with listening sockets).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <prometheus/registry.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "common/clock.h"
+#include "producers/ingest/url_fetcher.h"
+#include "tests/support/support.h"
+#include "workers/notify/notifier.h"
+#include "workers/notify/notify_store.h"
+#include "workers/notify/signature.h"
+
+namespace faxflow::notify {
+namespace {
+
+using namespace std::chrono_literals;
+using faxflow::testing::Await;
+using faxflow::testing::TempDir;
+
+// Independent receiver-side implementation (Python stdlib), as a customer would write it.
+constexpr char kPythonVerifier[] = R"PY(
+import base64, hashlib, hmac, json, sys, time
+req = json.load(open(sys.argv[1]))
+def key(secret):
+    return base64.b64decode(secret[len("whsec_"):] if secret.startswith("whsec_") else secret)
+ts = int(req["timestamp"])
+if abs(int(req["now"]) - ts) > 300:
+    print("replay"); sys.exit(0)
+content = (req["id"] + "." + req["timestamp"] + ".").encode() + base64.b64decode(req["body_b64"])
+expected = base64.b64encode(hmac.new(key(req["secret"]), content, hashlib.sha256).digest()).decode()
+for part in req["signature"].split(" "):
+    version, _, sig = part.partition(",")
+    if version == "v1" and hmac.compare_digest(sig, expected):
+        print("ok"); sys.exit(0)
+print("bad")
+)PY";
+
+std::string RunPython(const std::string& dir, const nlohmann::json& req) {
+  const std::string script = dir + "/verify.py", input = dir + "/req.json";
+  std::ofstream(script) << kPythonVerifier;
+  std::ofstream(input) << req.dump();
+  FILE* p = popen(("python3 " + script + " " + input).c_str(), "r");
+  if (!p) return "popen failed";
+  char buf[64] = {};
+  std::string out;
+  while (fgets(buf, sizeof(buf), p)) out += buf;
+  pclose(p);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+TEST(SignatureTest, ReferenceVerifierAcceptsBothRotationSignaturesAndRejectsOthers) {
+  TempDir dir;
+  const std::string a = NewSecret(), b = NewSecret(), other = NewSecret();
+  const std::string body =
+      R"({"type":"fax.delivered","data":{"fax_id":"fax_1","pages":3}})" + std::string("\x01\xff", 2);
+  const int64_t ts = 1'700'000'000;
+  auto header = SignatureHeader({a, b}, "msg_abc", ts, body);
+  ASSERT_TRUE(header.ok()) << header.status().ToString();
+  EXPECT_NE(header->find(' '), std::string::npos) << "two signatures during rotation";
+  nlohmann::json req{{"id", "msg_abc"},
+                     {"timestamp", std::to_string(ts)},
+                     {"now", ts + 10},
+                     {"body_b64", Base64Encode(body)},
+                     {"signature", *header}};
+  for (const auto& s : {a, b}) {
+    req["secret"] = s;
+    EXPECT_EQ(RunPython(dir.path(), req), "ok");
+  }
+  req["secret"] = other;
+  EXPECT_EQ(RunPython(dir.path(), req), "bad");
+  req["secret"] = a;
+  req["now"] = ts + 301;
+  EXPECT_EQ(RunPython(dir.path(), req), "replay");
+
+  // And the C++ verifier agrees.
+  EXPECT_TRUE(Verify({a}, "msg_abc", std::to_string(ts), *header, body, ts).ok());
+  EXPECT_TRUE(Verify({b}, "msg_abc", std::to_string(ts), *header, body, ts).ok());
+  EXPECT_FALSE(Verify({other}, "msg_abc", std::to_string(ts), *header, body, ts).ok());
+}
+
+TEST(SignatureTest, TenThousandSingleByteMutationsAreRejected) {
+  const std::string secret = NewSecret();
+  const std::string id = "msg_0123456789abcdef01234567";
+  const int64_t ts = 1'700'000'000;
+  const std::string body =
+      nlohmann::json{{"type", "fax.page"}, {"data", {{"fax_id", "fax_x"}, {"page", 2}}}}.dump();
+  const std::string sig = *SignatureHeader({secret}, id, ts, body);
+  const std::string tss = std::to_string(ts);
+  ASSERT_TRUE(Verify({secret}, id, tss, sig, body, ts).ok());
+  std::mt19937 rng(42);
+  int rejected = 0;
+  for (int i = 0; i < 10'000; ++i) {
+    std::string m_id = id, m_ts = tss, m_sig = sig, m_body = body;
+    std::string* field = nullptr;
+    switch (i % 4) {
+      case 0:
+        field = &m_body;
+        break;
+      case 1:
+        field = &m_sig;
+        break;
+      case 2:
+        field = &m_id;
+        break;
+      default:
+        field = &m_ts;
+        break;
+    }
+    const size_t pos = rng() % field->size();
+    const char old = (*field)[pos];
+    char now = old;
+    while (now == old) now = static_cast<char>(rng() % 256);
+    (*field)[pos] = now;
+    if (!Verify({secret}, m_id, m_ts, m_sig, m_body, ts).ok())
+      ++rejected;
+    else
+      ADD_FAILURE() << "mutation accepted: field " << i % 4 << " pos " << pos;
+  }
+  EXPECT_EQ(rejected, 10'000);
+}
+
+TEST(SignatureTest, ReplaysOutsideTheToleranceAreRejected) {
+  const std::string secret = NewSecret();
+  const int64_t now = 1'700'000'000;
+  for (int64_t age : {-301, 301, 3600, 86400}) {
+    const int64_t ts = now - age;
+    auto sig = *SignatureHeader({secret}, "msg_1", ts, "{}");
+    EXPECT_FALSE(Verify({secret}, "msg_1", std::to_string(ts), sig, "{}", now).ok()) << age;
+  }
+  for (int64_t age : {-299, 0, 299}) {
+    const int64_t ts = now - age;
+    auto sig = *SignatureHeader({secret}, "msg_1", ts, "{}");
+    EXPECT_TRUE(Verify({secret}, "msg_1", std::to_string(ts), sig, "{}", now).ok()) << age;
+  }
+}
+
+class NotifierTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = NotifyStore::Open(dir_.path() + "/notify");
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+  }
+  Endpoint AddEndpoint(const std::string& url, std::vector<std::string> events = {"*"},
+                       const std::string& tenant = "t1") {
+    Endpoint e;
+    e.id = "whe_" + std::to_string(++n_);
+    e.tenant = tenant;
+    e.url = url;
+    e.events = std::move(events);
+    e.secrets = {{NewSecret(), 0}};
+    EXPECT_TRUE(store_->PutEndpoint(e).ok());
+    return e;
+  }
+  static NotifyEvent Event(const std::string& id, const std::string& type = "fax.delivered",
+                           const std::string& tenant = "t1") {
+    NotifyEvent ev;
+    ev.event_id = id;
+    ev.type = type;
+    ev.tenant = tenant;
+    ev.fax_id = "fax_1";
+    ev.at_ms = 1'700'000'000'000;
+    ev.data = {{"fax_id", "fax_1"}};
+    return ev;
+  }
+  TempDir dir_;
+  std::unique_ptr<NotifyStore> store_;
+  prometheus::Registry registry_;
+  ManualClock clock_;
+  int n_ = 0;
+};
+
+TEST_F(NotifierTest, RetriesWithExponentialBackoffForADayThenDeadLetters) {
+  const Endpoint ep = AddEndpoint("https://hooks.example.com/fax");
+  std::vector<int64_t> attempts_at;
+  std::mutex mu;
+  WebhookSender sender = [&](const ingest::OutboundRequest& req) -> Result<ingest::OutboundResponse> {
+    std::lock_guard l(mu);
+    attempts_at.push_back(clock_.NowMillis());
+    EXPECT_EQ(req.method, "POST");
+    ingest::OutboundResponse r;
+    r.status = 503;
+    return r;
+  };
+  NotifierOptions o;  // defaults: 5 s doubling, capped at 1 h, for 24 h
+  Notifier notifier(o, nullptr, *store_, sender, registry_, clock_);
+  ASSERT_TRUE(notifier.Publish(Event("evt_1")).ok());
+  const int64_t start = clock_.NowMillis();
+  for (int guard = 0; guard < 1000; ++guard) {
+    auto n = notifier.DeliverDue();
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    auto pending = store_->PendingCount();
+    ASSERT_TRUE(pending.ok());
+    if (*pending == 0) break;
+    clock_.Advance(1s);
+    if (*n == 0) {  // jump to the next due time quickly
+      auto due = store_->Due(clock_.NowMillis() + 3600'000, 1);
+      ASSERT_TRUE(due.ok());
+      if (!due->empty() && due->front().next_ms > clock_.NowMillis())
+        clock_.Advance(std::chrono::milliseconds(due->front().next_ms - clock_.NowMillis()));
+    }
+  }
+  ASSERT_GE(attempts_at.size(), 10u);
+  // Gaps: 5, 10, 20, 40, ... seconds, capped at one hour.
+  int64_t expect = 5000;
+  for (size_t i = 1; i < attempts_at.size(); ++i) {
+    EXPECT_EQ(attempts_at[i] - attempts_at[i - 1], expect) << "gap before attempt " << i + 1;
+    expect = std::min<int64_t>(expect * 2, 3600'000);
+  }
+  EXPECT_LE(attempts_at.back() - start, 24LL * 3600 * 1000);
+  EXPECT_GT(attempts_at.back() - start + 3600'000, 24LL * 3600 * 1000)
+      << "retried until the last slot of the day";
+  auto log = store_->Log("ep:" + ep.id, 1000);
+  ASSERT_TRUE(log.ok());
+  ASSERT_EQ(log->size(), attempts_at.size());
+  EXPECT_EQ(log->front().state, "dead");
+  EXPECT_EQ(log->front().status, 503);
+  for (size_t i = 1; i < log->size(); ++i) EXPECT_EQ((*log)[i].state, "pending");
+}
+
+TEST_F(NotifierTest, DeliversOnceAfterTransientFailuresAndDeduplicatesRedeliveredEvents) {
+  const Endpoint ep = AddEndpoint("https://hooks.example.com/a", {"delivered", "fax.failed"});
+  const Endpoint other_tenant = AddEndpoint("https://hooks.example.com/b", {"*"}, "t2");
+  const Endpoint not_subscribed = AddEndpoint("https://hooks.example.com/c", {"fax.page"});
+  std::atomic<int> calls{0};
+  std::vector<std::string> urls;
+  std::mutex mu;
+  WebhookSender sender = [&](const ingest::OutboundRequest& req) -> Result<ingest::OutboundResponse> {
+    std::lock_guard l(mu);
+    urls.push_back(req.url);
+    ingest::OutboundResponse r;
+    r.status = ++calls <= 2 ? 500 : 204;
+    if (calls == 1) return Status::Retryable(Code::kUnavailable, "url unreachable: connection refused");
+    return r;
+  };
+  Notifier notifier(NotifierOptions{}, nullptr, *store_, sender, registry_, clock_);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(notifier.Publish(Event("evt_same")).ok());  // at-least-once input
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(notifier.DeliverDue().ok());
+    clock_.Advance(60s);
+  }
+  EXPECT_EQ(calls.load(), 3);
+  for (const auto& u : urls) EXPECT_EQ(u, ep.url);
+  auto log = store_->Log("ep:" + ep.id, 10);
+  ASSERT_TRUE(log.ok());
+  ASSERT_EQ(log->size(), 3u);
+  EXPECT_EQ(log->front().state, "delivered");
+  EXPECT_EQ(log->front().status, 204);
+  EXPECT_NE((*log)[2].error.find("connection refused"), std::string::npos);
+  EXPECT_EQ(*store_->PendingCount(), 0);
+}
+
+// A loopback HTTP receiver that records what it gets.
+class Receiver {
+ public:
+  explicit Receiver(const std::string& host = "127.0.0.1") : host_(host) {
+    server_.Get(R"(/to)", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_redirect(req.get_param_value("u"), 307);
+    });
+    server_.Post(R"(/to)", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_redirect(req.get_param_value("u"), 307);
+    });
+    server_.Post(R"(/chain/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
+      const int n = std::stoi(req.matches[1]);
+      if (n == 0) {
+        std::lock_guard l(mu_);
+        received_.push_back(req);
+        res.status = 200;
+        return;
+      }
+      res.set_redirect("/chain/" + std::to_string(n - 1), 307);
+    });
+    server_.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
+      std::lock_guard l(mu_);
+      received_.push_back(req);
+      res.status = 200;
+    });
+    port_ = server_.bind_to_any_port(host_);
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    EXPECT_TRUE(Await([this] { return server_.is_running(); }, 5s));
+  }
+  ~Receiver() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string Url(const std::string& path) const {
+    return "http://" + host_ + ":" + std::to_string(port_) + path;
+  }
+  std::vector<httplib::Request> Received() {
+    std::lock_guard l(mu_);
+    return received_;
+  }
+
+ private:
+  std::string host_;
+  httplib::Server server_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::vector<httplib::Request> received_;
+  std::thread thread_;
+};
+
+// Accepts and closes connections, counting them: must stay at zero.
+class CountingListener {
+ public:
+  explicit CountingListener(const std::string& host) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(listen(fd_, 16), 0);
+    socklen_t len = sizeof(addr);
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{fd_, POLLIN, 0};
+        if (poll(&p, 1, 50) > 0) {
+          int c = accept(fd_, nullptr, nullptr);
+          if (c >= 0) {
+            ++accepted_;
+            close(c);
+          }
+        }
+      }
+    });
+  }
+  ~CountingListener() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+  int port() const { return port_; }
+  int accepted() const { return accepted_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
+
+TEST_F(NotifierTest, RotatedEndpointSignsWithBothSecretsOnTheWire) {
+  Receiver receiver;
+  ingest::UrlFetcherOptions fo;
+  fo.allowed_networks = {"127.0.0.1/32"};  // the documented private-deployment allow-list
+  fo.timeout = 5s;
+  ingest::UrlFetcher fetcher(fo);
+  Endpoint ep = AddEndpoint(receiver.Url("/hook"));
+  const std::string old_secret = ep.secrets[0].value, new_secret = NewSecret();
+  ep.secrets = {{old_secret, clock_.NowMillis() + 3600'000}, {new_secret, 0}};
+  ASSERT_TRUE(store_->PutEndpoint(ep).ok());
+  Notifier notifier(
+      NotifierOptions{}, nullptr, *store_, [&](const auto& r) { return fetcher.Send(r); }, registry_, clock_);
+  ASSERT_TRUE(notifier.Publish(Event("evt_rot")).ok());
+  ASSERT_TRUE(notifier.DeliverDue().ok());
+  auto got = receiver.Received();
+  ASSERT_EQ(got.size(), 1u);
+  const auto& r = got[0];
+  const std::string id = r.get_header_value("webhook-id"), ts = r.get_header_value("webhook-timestamp"),
+                    sig = r.get_header_value("webhook-signature");
+  EXPECT_EQ(ts, std::to_string(clock_.NowMillis() / 1000));
+  EXPECT_TRUE(Verify({old_secret}, id, ts, sig, r.body, clock_.NowMillis() / 1000).ok()) << sig;
+  EXPECT_TRUE(Verify({new_secret}, id, ts, sig, r.body, clock_.NowMillis() / 1000).ok()) << sig;
+  auto body = nlohmann::json::parse(r.body);
+  EXPECT_EQ(body["type"], "fax.delivered");
+  EXPECT_EQ(body["data"]["fax_id"], "fax_1");
+
+  // After the old secret expires only the new one signs.
+  clock_.Advance(2h);
+  ASSERT_TRUE(notifier.Publish(Event("evt_rot2")).ok());
+  ASSERT_TRUE(notifier.DeliverDue().ok());
+  got = receiver.Received();
+  ASSERT_EQ(got.size(), 2u);
+  const auto& r2 = got[1];
+  const int64_t now_s = clock_.NowMillis() / 1000;
+  EXPECT_FALSE(Verify({old_secret}, r2.get_header_value("webhook-id"),
+                      r2.get_header_value("webhook-timestamp"), r2.get_header_value("webhook-signature"),
+                      r2.body, now_s)
+                   .ok());
+  EXPECT_TRUE(Verify({new_secret}, r2.get_header_value("webhook-id"),
+                     r2.get_header_value("webhook-timestamp"), r2.get_header_value("webhook-signature"),
+                     r2.body, now_s)
+                  .ok());
+}
+
+// Without an allow-list nothing on loopback or in private space is reachable, in any spelling.
+TEST_F(NotifierTest, SsrfBatteryMakesZeroConnectionsToForbiddenAddresses) {
+  CountingListener loopback("127.0.0.1");
+  const std::string p = std::to_string(loopback.port());
+  ingest::UrlFetcherOptions fo;
+  fo.timeout = 3s;
+  ingest::UrlFetcher fetcher(fo);
+  std::vector<std::string> urls = {"http://127.0.0.1:" + p + "/",
+                                   "http://localhost:" + p + "/",
+                                   "http://[::ffff:127.0.0.1]:" + p + "/",
+                                   "http://[::1]:" + p + "/",
+                                   "http://2130706433:" + p + "/",
+                                   "http://0177.0.0.1:" + p + "/",
+                                   "http://0x7f000001:" + p + "/",
+                                   "http://127.1:" + p + "/",
+                                   "HTTP://127.0.0.1:" + p + "/",
+                                   "http://10.0.0.1:" + p + "/",
+                                   "http://172.16.0.1:" + p + "/",
+                                   "http://192.168.0.1:" + p + "/",
+                                   "http://169.254.169.254/latest/meta-data/",
+                                   "http://[fd00::1]:" + p + "/",
+                                   "http://100.64.0.1:" + p + "/",
+                                   "file:///etc/passwd",
+                                   "gopher://127.0.0.1:" + p + "/"};
+  std::vector<Endpoint> eps;
+  for (const auto& u : urls) eps.push_back(AddEndpoint(u));
+  std::vector<Result<ingest::OutboundResponse>> results;
+  std::mutex mu;
+  Notifier notifier(
+      NotifierOptions{}, nullptr, *store_,
+      [&](const auto& r) {
+        auto res = fetcher.Send(r);
+        std::lock_guard l(mu);
+        results.push_back(res);
+        return res;
+      },
+      registry_, clock_);
+  ASSERT_TRUE(notifier.Publish(Event("evt_ssrf")).ok());
+  ASSERT_TRUE(notifier.DeliverDue().ok());
+  ASSERT_EQ(results.size(), urls.size());
+  for (const auto& r : results) {
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("url refused"), std::string::npos) << r.status().message();
+  }
+  for (const auto& e : eps) {
+    auto log = store_->Log("ep:" + e.id, 5);
+    ASSERT_TRUE(log.ok());
+    ASSERT_EQ(log->size(), 1u) << e.url;
+    EXPECT_NE(log->front().error.find("url refused"), std::string::npos)
+        << e.url << ": " << log->front().error;
+  }
+  EXPECT_EQ(loopback.accepted(), 0);
+}
+
+// With 127.0.0.1 allow-listed (private deployment), redirects to anything else are still refused
+// hop by hop, and more than 5 redirects are refused.
+TEST_F(NotifierTest, RedirectsAreRecheckedAndCappedOnTheWebhookPath) {
+  Receiver receiver("127.0.0.1");
+  CountingListener internal("127.0.0.2");
+  const std::string ip = std::to_string(internal.port());
+  ingest::UrlFetcherOptions fo;
+  fo.timeout = 5s;
+  fo.allowed_networks = {"127.0.0.1/32"};
+  ingest::UrlFetcher fetcher(fo);
+  auto send = [&](const std::string& url) {
+    ingest::OutboundRequest r;
+    r.method = "POST";
+    r.url = url;
+    r.body = "{}";
+    return fetcher.Send(r);
+  };
+  for (const std::string& to : {"http://127.0.0.2:" + ip + "/", "http://[::ffff:127.0.0.2]:" + ip + "/",
+                                "http://2130706434:" + ip + "/", "http://0177.0.0.2:" + ip + "/",
+                                std::string("file:///etc/passwd")}) {
+    auto r = send(receiver.Url("/to?u=" + httplib::detail::encode_query_param(to)));
+    ASSERT_FALSE(r.ok()) << to;
+    EXPECT_NE(r.status().message().find("url refused"), std::string::npos) << r.status().message();
+  }
+  auto five = send(receiver.Url("/chain/5"));
+  ASSERT_TRUE(five.ok()) << five.status().ToString();
+  EXPECT_EQ(five->status, 200);
+  EXPECT_EQ(five->redirects, 5);
+  auto six = send(receiver.Url("/chain/6"));
+  ASSERT_FALSE(six.ok());
+  EXPECT_NE(six.status().message().find("too many redirects"), std::string::npos) << six.status().message();
+  EXPECT_EQ(internal.accepted(), 0);
+  // The POST body survived the 307 hops to the receiver.
+  bool saw_body = false;
+  for (const auto& r : receiver.Received()) saw_body = saw_body || (r.path == "/chain/0" && r.body == "{}");
+  EXPECT_TRUE(saw_body);
+}
+
+TEST(IpNetworkTest, ParsesAndMatchesIncludingMappedAddresses) {
+  auto n = ingest::IpNetwork::Parse("127.0.0.1/32");
+  ASSERT_TRUE(n);
+  EXPECT_TRUE(n->Contains(*ingest::IpAddress::Parse("127.0.0.1")));
+  EXPECT_TRUE(n->Contains(*ingest::IpAddress::Parse("::ffff:127.0.0.1")));
+  EXPECT_FALSE(n->Contains(*ingest::IpAddress::Parse("127.0.0.2")));
+  auto ten = ingest::IpNetwork::Parse("10.0.0.0/8");
+  EXPECT_TRUE(ten->Contains(*ingest::IpAddress::Parse("10.255.1.2")));
+  EXPECT_FALSE(ten->Contains(*ingest::IpAddress::Parse("11.0.0.1")));
+  auto v6 = ingest::IpNetwork::Parse("fd00::/8");
+  EXPECT_TRUE(v6->Contains(*ingest::IpAddress::Parse("fd12::1")));
+  EXPECT_FALSE(v6->Contains(*ingest::IpAddress::Parse("fe80::1")));
+  EXPECT_FALSE(ingest::IpNetwork::Parse("10.0.0.0/33"));
+  EXPECT_FALSE(ingest::IpNetwork::Parse("nonsense"));
+}
+
+}  // namespace
+}  // namespace faxflow::notify

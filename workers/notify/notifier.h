@@ -1,0 +1,111 @@
+// The webhook notifier: turns fax lifecycle events into signed HTTP POSTs (docs/webhooks.md).
+//
+// Input: fax.submissions (queued; remembers each fax's callback_url) and fax.events (rendered,
+// attempt, page, delivered, partial, failed, cancelled, expired), consumed at least once with its
+// own group faxflow-notify, plus Publish() from inside the process (broadcast progress).
+// Targets of an event: the fax's callback_url (signed with the tenant's callback secret) and every
+// endpoint of the tenant subscribed to the event type. One Delivery per (event, target), stored
+// before the consumed offset is committed; its id is derived from both, so redelivered events
+// do not create second deliveries.
+//
+// Output: POST <url> with the JSON payload and the headers webhook-id, webhook-timestamp,
+// webhook-signature (signature.h), through the SSRF guard shared with content_url fetching
+// (producers/ingest/url_fetcher.h). 2xx: delivered. Anything else (HTTP error, unreachable,
+// refused by the guard): retried with exponential backoff (initial_backoff doubling up to
+// max_backoff) until max_age after the first attempt, then dead-lettered (state "dead", kept in
+// the delivery log, faxflow_webhook_dead_lettered_total). Every attempt is logged per target.
+//
+// Lifecycle: construct, Start() (consumer thread + dispatcher thread), Stop() joins both.
+// Tests can skip Start() and drive Handle()/Publish()/DeliverDue() directly with a ManualClock.
+// Threading: Handle/Publish/DeliverDue are thread-safe (the store serialises writes); the
+// dispatcher sends up to `parallel` deliveries at once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/status.h"
+#include "producers/ingest/url_fetcher.h"
+#include "topics/bus.h"
+#include "workers/notify/metrics.h"
+#include "workers/notify/notify_store.h"
+
+namespace faxflow::notify {
+
+struct NotifierOptions {
+  std::chrono::milliseconds max_age{std::chrono::hours(24)};
+  std::chrono::milliseconds initial_backoff{std::chrono::seconds(5)};
+  std::chrono::milliseconds max_backoff{std::chrono::hours(1)};
+  std::chrono::milliseconds poll_timeout{200};
+  std::chrono::milliseconds dispatch_interval{200};
+  int parallel = 4;
+  std::string group = "faxflow-notify";
+  std::string user_agent = "faxflow-webhooks/0.1";
+
+  static NotifierOptions FromConfig(const Config& config);
+};
+
+// One event to notify about.
+struct NotifyEvent {
+  std::string event_id;  // unique per fact; deliveries are deduplicated on it
+  std::string type;      // "fax.delivered", "broadcast.progress", ...
+  std::string tenant;
+  std::string fax_id;  // empty for broadcast events
+  int64_t at_ms = 0;
+  nlohmann::json data;
+};
+
+// Sends one request (production: UrlFetcher::Send, the shared SSRF guard).
+using WebhookSender = std::function<Result<ingest::OutboundResponse>(const ingest::OutboundRequest&)>;
+
+class Notifier {
+ public:
+  // `bus` may be null (no consumption: Publish/DeliverDue only).
+  Notifier(NotifierOptions options, bus::Bus* bus, NotifyStore& store, WebhookSender sender,
+           prometheus::Registry& registry, Clock& clock);
+  ~Notifier();
+  Notifier(const Notifier&) = delete;
+  Notifier& operator=(const Notifier&) = delete;
+
+  Status Start();
+  void Stop();
+
+  // Applies one consumed record of fax.submissions or fax.events.
+  Status Handle(const bus::Record& record);
+  // Creates the deliveries of one event (idempotent on event_id).
+  Status Publish(const NotifyEvent& event);
+  // Attempts every delivery due now; returns how many attempts were made.
+  Result<int> DeliverDue();
+
+  NotifyStore& store() { return store_; }
+
+  // The payload of an event: {"type", "timestamp", "data"}.
+  static std::string Payload(const NotifyEvent& event);
+  // Translates a fax.events record; nullopt for kinds that are not notified.
+  static std::optional<NotifyEvent> FromDeliveryEvent(const std::string& value);
+
+ private:
+  void ConsumeLoop();
+  void DispatchLoop();
+  Status Attempt(const Delivery& delivery);
+
+  NotifierOptions options_;
+  bus::Bus* bus_;
+  NotifyStore& store_;
+  WebhookSender sender_;
+  Clock& clock_;
+  NotifyMetrics metrics_;
+  std::unique_ptr<bus::Consumer> consumer_;
+  std::atomic<bool> stop_{false};
+  std::thread consume_thread_;
+  std::thread dispatch_thread_;
+};
+
+}  // namespace faxflow::notify

@@ -1,0 +1,297 @@
+#include "workers/notify/notify_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "workers/notify/signature.h"
+
+namespace faxflow::notify {
+namespace {
+
+using nlohmann::json;
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsCorruption()) return Status::Fatal(Code::kCorruption, "notify store " + what + ": " + s.ToString());
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut())
+    return Status::Retryable(Code::kUnavailable, "notify store " + what + ": " + s.ToString());
+  return Status::Fatal(Code::kIoError, "notify store " + what + ": " + s.ToString());
+}
+
+std::string Pad(int64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%016lld", static_cast<long long>(v));
+  return buf;
+}
+
+json SecretsJson(const std::vector<Secret>& secrets) {
+  json a = json::array();
+  for (const auto& s : secrets) a.push_back({{"value", s.value}, {"expires_ms", s.expires_ms}});
+  return a;
+}
+std::vector<Secret> SecretsFrom(const json& a) {
+  std::vector<Secret> out;
+  for (const auto& s : a)
+    out.push_back({s.at("value").get<std::string>(), s.value("expires_ms", int64_t{0})});
+  return out;
+}
+
+json ToJson(const Endpoint& e) {
+  return {{"id", e.id},
+          {"tenant", e.tenant},
+          {"url", e.url},
+          {"events", e.events},
+          {"secrets", SecretsJson(e.secrets)},
+          {"description", e.description},
+          {"created_ms", e.created_ms}};
+}
+Endpoint EndpointFrom(const json& j) {
+  Endpoint e;
+  e.id = j.at("id");
+  e.tenant = j.at("tenant");
+  e.url = j.at("url");
+  e.events = j.at("events").get<std::vector<std::string>>();
+  e.secrets = SecretsFrom(j.at("secrets"));
+  e.description = j.value("description", "");
+  e.created_ms = j.value("created_ms", int64_t{0});
+  return e;
+}
+
+json ToJson(const Delivery& d) {
+  return {{"id", d.id},
+          {"target", d.target},
+          {"tenant", d.tenant},
+          {"url", d.url},
+          {"type", d.type},
+          {"event_id", d.event_id},
+          {"body", d.body},
+          {"first_ms", d.first_ms},
+          {"next_ms", d.next_ms},
+          {"attempts", d.attempts},
+          {"state", d.state},
+          {"last_status", d.last_status},
+          {"last_error", d.last_error}};
+}
+Delivery DeliveryFrom(const json& j) {
+  Delivery d;
+  d.id = j.at("id");
+  d.target = j.at("target");
+  d.tenant = j.at("tenant");
+  d.url = j.at("url");
+  d.type = j.at("type");
+  d.event_id = j.at("event_id");
+  d.body = j.at("body");
+  d.first_ms = j.at("first_ms");
+  d.next_ms = j.at("next_ms");
+  d.attempts = j.at("attempts");
+  d.state = j.at("state");
+  d.last_status = j.at("last_status");
+  d.last_error = j.at("last_error");
+  return d;
+}
+
+json ToJson(const LogEntry& l) {
+  return {{"delivery_id", l.delivery_id},
+          {"type", l.type},
+          {"event_id", l.event_id},
+          {"attempt", l.attempt},
+          {"at_ms", l.at_ms},
+          {"status", l.status},
+          {"error", l.error},
+          {"state", l.state}};
+}
+LogEntry LogFrom(const json& j) {
+  LogEntry l;
+  l.delivery_id = j.at("delivery_id");
+  l.type = j.at("type");
+  l.event_id = j.value("event_id", "");
+  l.attempt = j.at("attempt");
+  l.at_ms = j.at("at_ms");
+  l.status = j.at("status");
+  l.error = j.at("error");
+  l.state = j.at("state");
+  return l;
+}
+
+template <typename T, typename F>
+Result<std::optional<T>> GetJson(rocksdb::DB* db, const std::string& key, F from) {
+  std::string v;
+  auto s = db->Get(rocksdb::ReadOptions(), key, &v);
+  if (s.IsNotFound()) return std::optional<T>();
+  FF_RETURN_IF_ERROR(FromRocks(s, "get " + key));
+  try {
+    return std::optional<T>(from(json::parse(v)));
+  } catch (const std::exception& e) {
+    return Status::Fatal(Code::kCorruption, "notify store: bad record " + key + ": " + e.what());
+  }
+}
+
+rocksdb::WriteOptions Synced() {
+  rocksdb::WriteOptions w;
+  w.sync = true;
+  return w;
+}
+
+}  // namespace
+
+bool Endpoint::Subscribed(const std::string& type) const {
+  for (const auto& e : events) {
+    if (e == "*" || e == type) return true;
+    if (type.rfind("fax.", 0) == 0 && e == type.substr(4)) return true;  // "delivered" == "fax.delivered"
+  }
+  return false;
+}
+
+Result<std::unique_ptr<NotifyStore>> NotifyStore::Open(const std::string& path) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(o, path, &raw);
+  FF_RETURN_IF_ERROR(FromRocks(s, "open " + path));
+  std::unique_ptr<NotifyStore> store(new NotifyStore());
+  store->db_.reset(raw);
+  return store;
+}
+
+NotifyStore::~NotifyStore() = default;
+
+Status NotifyStore::PutEndpoint(const Endpoint& endpoint) {
+  return FromRocks(db_->Put(Synced(), "ep/" + endpoint.id, ToJson(endpoint).dump()), "put endpoint");
+}
+
+Result<std::optional<Endpoint>> NotifyStore::GetEndpoint(const std::string& id) {
+  return GetJson<Endpoint>(db_.get(), "ep/" + id, EndpointFrom);
+}
+
+Result<std::vector<Endpoint>> NotifyStore::ListEndpoints(const std::string& tenant) {
+  std::vector<Endpoint> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("ep/"); it->Valid() && it->key().starts_with("ep/"); it->Next()) {
+    try {
+      Endpoint e = EndpointFrom(json::parse(it->value().ToString()));
+      if (e.tenant == tenant) out.push_back(std::move(e));
+    } catch (const std::exception& ex) {
+      return Status::Fatal(Code::kCorruption, std::string("notify store: bad endpoint: ") + ex.what());
+    }
+  }
+  FF_RETURN_IF_ERROR(FromRocks(it->status(), "list endpoints"));
+  return out;
+}
+
+Status NotifyStore::DeleteEndpoint(const std::string& id) {
+  return FromRocks(db_->Delete(Synced(), "ep/" + id), "delete endpoint");
+}
+
+Result<std::vector<Secret>> NotifyStore::TenantSecrets(const std::string& tenant, int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  FF_ASSIGN_OR_RETURN(auto found, (GetJson<std::vector<Secret>>(db_.get(), "ts/" + tenant, SecretsFrom)));
+  if (found) {
+    std::vector<Secret> live;
+    for (const auto& s : *found)
+      if (s.expires_ms == 0 || s.expires_ms > now_ms) live.push_back(s);
+    return live;
+  }
+  std::vector<Secret> fresh{{NewSecret(), 0}};
+  FF_RETURN_IF_ERROR(
+      FromRocks(db_->Put(Synced(), "ts/" + tenant, SecretsJson(fresh).dump()), "put tenant secret"));
+  return fresh;
+}
+
+Status NotifyStore::PutTenantSecrets(const std::string& tenant, const std::vector<Secret>& secrets) {
+  std::lock_guard lock(mu_);
+  return FromRocks(db_->Put(Synced(), "ts/" + tenant, SecretsJson(secrets).dump()), "put tenant secret");
+}
+
+Status NotifyStore::PutCallback(const std::string& fax_id, const std::string& url,
+                                const std::string& tenant) {
+  return FromRocks(db_->Put(Synced(), "cb/" + fax_id, json{{"url", url}, {"tenant", tenant}}.dump()),
+                   "put callback");
+}
+
+Result<std::optional<std::pair<std::string, std::string>>> NotifyStore::GetCallback(
+    const std::string& fax_id) {
+  using P = std::pair<std::string, std::string>;
+  return GetJson<P>(db_.get(), "cb/" + fax_id, [](const json& j) {
+    return P{j.at("url").get<std::string>(), j.at("tenant").get<std::string>()};
+  });
+}
+
+Result<bool> NotifyStore::AddDelivery(const Delivery& delivery) {
+  std::lock_guard lock(mu_);
+  std::string v;
+  auto s = db_->Get(rocksdb::ReadOptions(), "dl/" + delivery.id, &v);
+  if (s.ok()) return false;
+  if (!s.IsNotFound()) return FromRocks(s, "get delivery");
+  rocksdb::WriteBatch b;
+  b.Put("dl/" + delivery.id, ToJson(delivery).dump());
+  b.Put("due/" + Pad(delivery.next_ms) + "/" + delivery.id, "");
+  FF_RETURN_IF_ERROR(FromRocks(db_->Write(Synced(), &b), "add delivery"));
+  return true;
+}
+
+Result<std::optional<Delivery>> NotifyStore::GetDelivery(const std::string& id) {
+  return GetJson<Delivery>(db_.get(), "dl/" + id, DeliveryFrom);
+}
+
+Result<std::vector<Delivery>> NotifyStore::Due(int64_t now_ms, size_t limit) {
+  std::vector<std::string> ids;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    const std::string end = "due/" + Pad(now_ms) + "0";
+    for (it->Seek("due/"); it->Valid() && it->key().starts_with("due/") && ids.size() < limit; it->Next()) {
+      const std::string key = it->key().ToString();
+      if (key > end) break;
+      ids.push_back(key.substr(key.rfind('/') + 1));
+    }
+    FF_RETURN_IF_ERROR(FromRocks(it->status(), "scan due"));
+  }
+  std::vector<Delivery> out;
+  for (const auto& id : ids) {
+    FF_ASSIGN_OR_RETURN(auto d, GetDelivery(id));
+    if (d && d->state == "pending" && d->next_ms <= now_ms) out.push_back(std::move(*d));
+  }
+  return out;
+}
+
+Status NotifyStore::RecordAttempt(const Delivery& before, const Delivery& after, const LogEntry& entry) {
+  std::lock_guard lock(mu_);
+  rocksdb::WriteBatch b;
+  b.Delete("due/" + Pad(before.next_ms) + "/" + before.id);
+  b.Put("dl/" + after.id, ToJson(after).dump());
+  if (after.state == "pending") b.Put("due/" + Pad(after.next_ms) + "/" + after.id, "");
+  b.Put("log/" + after.target + "/" + Pad(entry.at_ms) + "/" + after.id + "/" + std::to_string(entry.attempt),
+        ToJson(entry).dump());
+  return FromRocks(db_->Write(Synced(), &b), "record attempt");
+}
+
+Result<std::vector<LogEntry>> NotifyStore::Log(const std::string& target, size_t limit) {
+  std::vector<LogEntry> out;
+  const std::string prefix = "log/" + target + "/";
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(prefix + "\xff");
+  for (; it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Prev()) {
+    try {
+      out.push_back(LogFrom(json::parse(it->value().ToString())));
+    } catch (const std::exception& e) {
+      return Status::Fatal(Code::kCorruption, std::string("notify store: bad log entry: ") + e.what());
+    }
+  }
+  FF_RETURN_IF_ERROR(FromRocks(it->status(), "scan log"));
+  return out;
+}
+
+Result<int64_t> NotifyStore::PendingCount() {
+  int64_t n = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("due/"); it->Valid() && it->key().starts_with("due/"); it->Next()) ++n;
+  FF_RETURN_IF_ERROR(FromRocks(it->status(), "count due"));
+  return n;
+}
+
+}  // namespace faxflow::notify

@@ -383,6 +383,10 @@ class KafkaConsumer final : public Consumer {
   std::chrono::milliseconds timeout_;
   std::set<TopicPartition> assignment_;
   std::optional<Status> pending_error_;  // error seen after records were collected by Poll
+
+  // After a failed committed-offset fetch (coordinator not ready on a fresh broker), librdkafka
+  // leaves the partitions without a fetch position and never asks again: assign those again.
+  void RefetchUnpositioned();
 };
 
 // ------------------------------------------------------------------------------------------
@@ -1043,6 +1047,9 @@ Result<std::vector<Record>> KafkaConsumer::Poll(std::chrono::milliseconds timeou
       if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
       std::string what = "kafka consumer " + ctx_->client_id;
       if (m->rkt != nullptr) what += " " + TpName(rd_kafka_topic_name(m->rkt), m->partition);
+      if (m->err == RD_KAFKA_RESP_ERR_NOT_COORDINATOR || m->err == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE ||
+          m->err == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS)
+        RefetchUnpositioned();
       Status s = m->err == RD_KAFKA_RESP_ERR__FATAL
                      ? FatalStatusOf(handle_.get(), what)
                      : StatusFromErr(m->err, what, rd_kafka_message_errstr(m.get()));
@@ -1075,6 +1082,29 @@ Result<std::vector<Record>> KafkaConsumer::Poll(std::chrono::milliseconds timeou
   }
   bus_->metrics().consumed.Increment(static_cast<double>(out.size()));
   return out;
+}
+
+void KafkaConsumer::RefetchUnpositioned() {
+  if (assignment_.empty()) return;
+  PartitionListPtr all = ToList({assignment_.begin(), assignment_.end()});
+  if (rd_kafka_position(handle_.get(), all.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  std::vector<TopicPartition> stuck;
+  for (int i = 0; i < all->cnt; ++i)
+    if (all->elems[i].offset < 0) stuck.push_back({all->elems[i].topic, all->elems[i].partition});
+  if (stuck.empty()) return;
+  PartitionListPtr list = ToList(stuck);
+  ErrorPtr e(rd_kafka_incremental_unassign(handle_.get(), list.get()));
+  if (!e) {
+    PartitionListPtr again = ToList(stuck, RD_KAFKA_OFFSET_INVALID);
+    e.reset(rd_kafka_incremental_assign(handle_.get(), again.get()));
+  }
+  if (e) {
+    FF_LOG_WARN(ctx_->log, "consumer {}: re-assigning {} partition(s) after a committed-offset fetch failure: {}",
+                ctx_->client_id, stuck.size(), rd_kafka_error_string(e.get()));
+  } else {
+    FF_LOG_INFO(ctx_->log, "consumer {}: committed-offset fetch failed; asked again for {} partition(s)",
+                ctx_->client_id, stuck.size());
+  }
 }
 
 Status KafkaConsumer::Commit(const std::vector<TopicPartitionOffset>& offsets) {

@@ -27,7 +27,7 @@ class KafkaOutageTest : public ::testing::Test {
   void SetUp() override {
     // The broker needs `port` and `port+1` (controller).
     for (int attempt = 0; attempt < 20 && port_ == 0; ++attempt) {
-      const int p = testing::FreePort();
+      const int p = testing::FreePortPair();
       if (p > 0 && p < 65535) port_ = p;
     }
     ASSERT_NE(port_, 0);

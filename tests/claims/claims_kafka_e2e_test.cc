@@ -54,7 +54,7 @@ class Broker {
  public:
   explicit Broker(const std::string& state_dir) : state_(state_dir) {
     for (int attempt = 0; attempt < 3 && !ok_; ++attempt) {
-      port_ = FreePort();
+      port_ = FreePortPair();
       ok_ = Script("start --fresh") == 0;
       if (!ok_) Script("stop");
     }

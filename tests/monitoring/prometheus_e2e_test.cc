@@ -537,7 +537,7 @@ TEST(PrometheusE2E, KafkaPanelsHaveDataOnTheKafkaBus) {
   };
   bool broker = false;
   for (int attempt = 0; attempt < 3 && !broker; ++attempt) {  // the broker also needs port+1
-    broker_port = FreePort();
+    broker_port = FreePortPair();
     broker = kafka("start --fresh").first == 0;
     if (!broker) kafka("stop");
   }

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -78,6 +80,34 @@ int FreePort() {
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   close(fd);
   return ntohs(addr.sin_port);
+}
+
+namespace {
+bool CanBind(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+}  // namespace
+
+int FreePortPair() {
+  // Below Linux's ephemeral range (32768-60999), so no outgoing connection or port-0 listener
+  // of another test can take either port between this check and the broker's bind.
+  static std::atomic<uint32_t> seed{static_cast<uint32_t>(getpid()) * 2654435761u};
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const uint32_t r = seed.fetch_add(7919) * 2654435761u;
+    const int port = 20000 + static_cast<int>((r >> 8) % 12000) / 2 * 2;
+    if (CanBind(port) && CanBind(port + 1)) return port;
+  }
+  throw std::runtime_error("no two consecutive free ports in 20000-32000");
 }
 
 ChildProcess::ChildProcess(std::vector<std::string> argv, std::string log_path,

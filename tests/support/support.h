@@ -37,6 +37,9 @@ bool Await(const std::function<bool()>& condition, std::chrono::milliseconds tim
 
 // A TCP port that was free a moment ago on 127.0.0.1.
 int FreePort();
+// A port P such that P and P+1 are free (a Kafka broker and its controller), chosen below the
+// ephemeral range so that other tests' sockets cannot take them in the meantime.
+int FreePortPair();
 
 // A child process with stdout+stderr going to a log file. The destructor kills it (SIGKILL).
 class ChildProcess {

@@ -48,30 +48,7 @@ constexpr int kPartitions = 12;
 constexpr int kHeartbeatMs = 500;
 constexpr int kExpiryMs = 3000;
 
-int RunShell(const std::string& cmd) { return std::system(cmd.c_str()); }
 
-class Broker {
- public:
-  explicit Broker(const std::string& state_dir) : state_(state_dir) {
-    for (int attempt = 0; attempt < 3 && !ok_; ++attempt) {
-      port_ = FreePortPair();
-      ok_ = Script("start --fresh") == 0;
-      if (!ok_) Script("stop");
-    }
-  }
-  ~Broker() { Script("stop"); }
-  bool ok() const { return ok_; }
-  std::string bootstrap() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int Script(const std::string& command) {
-    return RunShell("FAXFLOW_KAFKA_PORT=" + std::to_string(port_) + " FAXFLOW_KAFKA_STATE=" + state_ + " " +
-                    SourceDir() + "/scripts/kafka " + command + " >&2");
-  }
-  int port_ = 0;
-  std::string state_;
-  bool ok_ = false;
-};
 
 double MetricSum(int port, const std::string& name) {
   auto body = HttpGet(port, "/metrics").body;
@@ -224,7 +201,7 @@ class ClaimsKafkaE2E : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir("faxflow-claims");
-    broker_ = new Broker(dir_->path() + "/kafka");
+    broker_ = new PrivateKafkaBroker(dir_->path() + "/kafka");
     if (!broker_->ok()) return Fail("scripts/kafka could not start a private broker");
     blob_port_ = FreePort();
     blobs_ = new ChildProcess(
@@ -394,7 +371,7 @@ class ClaimsKafkaE2E : public ::testing::Test {
   }
 
   static inline TempDir* dir_ = nullptr;
-  static inline Broker* broker_ = nullptr;
+  static inline PrivateKafkaBroker* broker_ = nullptr;
   static inline ChildProcess* blobs_ = nullptr;
   static inline bus::Bus* bus_ = nullptr;
   static inline int blob_port_ = 0;

@@ -32,29 +32,6 @@ constexpr char kDropAfter2[] = "+15550100005";
 
 int RunShell(const std::string& cmd) { return std::system(cmd.c_str()); }
 
-class Broker {
- public:
-  // The broker also needs port+1 (controller), which FreePort does not check: try a few ports.
-  explicit Broker(const std::string& state_dir) : state_(state_dir) {
-    for (int attempt = 0; attempt < 3 && !ok_; ++attempt) {
-      port_ = FreePortPair();
-      ok_ = Script("start --fresh") == 0;
-      if (!ok_) Script("stop");
-    }
-  }
-  ~Broker() { Script("stop"); }
-  bool ok() const { return ok_; }
-  std::string bootstrap() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int Script(const std::string& command) {
-    return RunShell("FAXFLOW_KAFKA_PORT=" + std::to_string(port_) + " FAXFLOW_KAFKA_STATE=" + state_ + " " +
-                    SourceDir() + "/scripts/kafka " + command + " >&2");
-  }
-  int port_ = 0;
-  std::string state_;
-  bool ok_ = false;
-};
 
 class Cluster {
  public:
@@ -153,7 +130,7 @@ int AdminPort(const ChildProcess& p) {
 
 TEST(DistributedE2E, FiftyRestAndTenIngestedFaxesSurviveKillNineOfImagingAndModem) {
   TempDir dir("faxflow-dist");
-  Broker broker(dir.path() + "/kafka");
+  PrivateKafkaBroker broker(dir.path() + "/kafka");
   ASSERT_TRUE(broker.ok()) << "scripts/kafka could not start a private broker";
   Cluster cluster(dir.path(), broker.bootstrap());
   ASSERT_TRUE(cluster.StartBlobs());

@@ -23,29 +23,6 @@ using nlohmann::json;
 
 constexpr char kAdmin[] = "admin-secret-token";
 
-class Broker {
- public:
-  explicit Broker(const std::string& state_dir) : state_(state_dir) {
-    for (int attempt = 0; attempt < 3 && !ok_; ++attempt) {
-      port_ = FreePortPair();
-      ok_ = Script("start --fresh") == 0;
-      if (!ok_) Script("stop");
-    }
-  }
-  ~Broker() { Script("stop"); }
-  bool ok() const { return ok_; }
-  std::string bootstrap() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int Script(const std::string& command) {
-    return std::system(("FAXFLOW_KAFKA_PORT=" + std::to_string(port_) + " FAXFLOW_KAFKA_STATE=" + state_ +
-                        " " + SourceDir() + "/scripts/kafka " + command + " >&2")
-                           .c_str());
-  }
-  int port_ = 0;
-  std::string state_;
-  bool ok_ = false;
-};
 
 double Metric(int port, const std::string& name, const std::string& label = "") {
   auto r = HttpGet(port, "/metrics");
@@ -78,7 +55,7 @@ httplib::Result Get(int port, const std::string& path, const std::string& key) {
 
 TEST(OwnerKafka, WrongNodeRedirectsOrProxiesAndADeadNodesTenantsMoveWithinTenSeconds) {
   TempDir dir("faxflow-owner");
-  Broker broker(dir.path() + "/kafka");
+  PrivateKafkaBroker broker(dir.path() + "/kafka");
   ASSERT_TRUE(broker.ok()) << "scripts/kafka could not start a private broker";
 
   std::vector<Node> nodes(3);

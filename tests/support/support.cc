@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -16,8 +17,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
-
-#include <httplib.h>
+#include <utility>
 
 namespace faxflow::testing {
 
@@ -75,7 +75,8 @@ int FreePort() {
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) throw std::runtime_error("bind failed");
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+    throw std::runtime_error("bind failed");
   socklen_t len = sizeof(addr);
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   close(fd);
@@ -108,6 +109,22 @@ int FreePortPair() {
     if (CanBind(port) && CanBind(port + 1)) return port;
   }
   throw std::runtime_error("no two consecutive free ports in 20000-32000");
+}
+
+PrivateKafkaBroker::PrivateKafkaBroker(std::string state_dir) : state_(std::move(state_dir)) {
+  for (int attempt = 0; attempt < 3 && !ok_; ++attempt) {
+    port_ = FreePortPair();
+    ok_ = Script("start --fresh") == 0;
+    if (!ok_) Script("stop");
+  }
+}
+
+PrivateKafkaBroker::~PrivateKafkaBroker() { Script("stop"); }
+
+int PrivateKafkaBroker::Script(const std::string& command) const {
+  const std::string cmd = "FAXFLOW_KAFKA_PORT=" + std::to_string(port_) + " FAXFLOW_KAFKA_STATE=" + state_ +
+                          " " + SourceDir() + "/scripts/kafka " + command + " >&2";
+  return std::system(cmd.c_str());
 }
 
 ChildProcess::ChildProcess(std::vector<std::string> argv, std::string log_path,

@@ -2,13 +2,13 @@
 // awaiting conditions with a deadline (never fixed sleeps), free ports, HTTP calls.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
-
-#include <sys/types.h>
 
 namespace faxflow::testing {
 
@@ -40,6 +40,27 @@ int FreePort();
 // A port P such that P and P+1 are free (a Kafka broker and its controller), chosen below the
 // ephemeral range so that other tests' sockets cannot take them in the meantime.
 int FreePortPair();
+
+// A single-node Kafka broker of this test alone (scripts/kafka on FreePortPair ports, state in
+// `state_dir`, started --fresh, up to 3 tries), stopped by the destructor. Tests that use one
+// share the CTest RESOURCE_LOCK faxflow_private_broker.
+class PrivateKafkaBroker {
+ public:
+  explicit PrivateKafkaBroker(std::string state_dir);
+  ~PrivateKafkaBroker();
+  PrivateKafkaBroker(const PrivateKafkaBroker&) = delete;
+  PrivateKafkaBroker& operator=(const PrivateKafkaBroker&) = delete;
+  bool ok() const { return ok_; }
+  int port() const { return port_; }
+  std::string bootstrap() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Runs `scripts/kafka <command>` for this broker; returns its exit status.
+  int Script(const std::string& command) const;
+
+ private:
+  int port_ = 0;
+  std::string state_;
+  bool ok_ = false;
+};
 
 // A child process with stdout+stderr going to a log file. The destructor kills it (SIGKILL).
 class ChildProcess {

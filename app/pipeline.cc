@@ -14,6 +14,7 @@
 #include "producers/gateway/broadcast.h"
 #include "producers/gateway/owner.h"
 #include "workers/notify/notifier.h"
+#include "workers/notify/replica.h"
 #include "workers/notify/webhook_routes.h"
 #include "producers/gateway/submission_service.h"
 #include "storage/blob_http.h"
@@ -92,6 +93,7 @@ struct Pipeline::Parts {
   std::unique_ptr<notify::NotifyStore> notify_store;   // webhooks (workers/notify)
   std::unique_ptr<ingest::UrlFetcher> webhook_fetcher;
   std::unique_ptr<notify::Notifier> notifier;
+  std::unique_ptr<notify::WebhookReplica> webhook_replica;  // fax.webhooks <-> notify_store
   std::unique_ptr<BroadcastService> broadcasts;  // POST /v1/broadcasts (producers/gateway/broadcast.h)
   std::unique_ptr<OwnerDirectory> owner;         // tenant ownership across gateway nodes (seed 001)
   std::unique_ptr<bus::LagMonitor> lag;
@@ -105,6 +107,7 @@ struct Pipeline::Parts {
   std::unique_ptr<ApiKeyStore> api_keys;
   std::unique_ptr<IdempotencyStore> idempotency;
   std::unique_ptr<TenantLimiter> limiter;
+  std::unique_ptr<PriceList> prices;  // cost in GET /v1/faxes/{id} (producers/gateway/pricing.h)
   std::unique_ptr<ingest::UrlFetcher> content_fetcher;
   std::unique_ptr<Gateway> gateway;
   std::unique_ptr<BlobServer> blob_server;
@@ -220,6 +223,9 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::Fatal(Code::kIoError, "cannot create data_dir " + dir + ": " + ec.message());
   p->health = std::make_unique<monitoring::Health>(*p->registry, clock);
+  p->health->SetStallThreshold(
+      std::chrono::milliseconds(static_cast<int64_t>(config.health_stall_seconds * 1000)));
+  Heartbeats* beats = p->health.get();  // every worker loop beats into it (common/heartbeat.h)
 
   if (config.blob_url.empty() || roles.blobs) {
     FF_ASSIGN_OR_RETURN(p->blobs, RocksBlobStore::Open(dir + "/blobs", RocksBlobStoreOptions{},
@@ -265,15 +271,18 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
       status_group += "-" + Sha256Hex(self).substr(0, 12);
     }
     p->status_worker = std::make_unique<StatusWorker>(*p->bus, *p->status, *p->registry, clock, status_group);
+    p->status_worker->SetHeartbeats(beats);
     FF_RETURN_IF_ERROR(p->status_worker->Start().WithContext("status worker"));
     p->books = std::make_unique<monitoring::BooksMonitor>([s = p->status.get()] { return s->GetBooks(); },
                                                           *p->registry);
+    p->books->SetHeartbeats(beats);
     FF_RETURN_IF_ERROR(p->books->Start().WithContext("books monitor"));
     watches.push_back({std::string(bus::topic::kEvents), status_group});
     watches.push_back({std::string(bus::topic::kIngest), std::string(bus::group::kIngest)});
   }
   if (roles.imaging) {
     auto options = imaging::ImagingOptions::FromConfig(config);
+    options.heartbeats = beats;
     const bool use_claims = claims::ClaimsEnabled(config);
     if (use_claims) {
       // Load-weighted claims (topics/claims, docs/claims.md) instead of the static split.
@@ -295,6 +304,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
       imaging::ImagingWorker* w = p->imaging.get();
       p->claims->SetOnAssignment([w](const std::vector<int32_t>& mine) { w->SetPartitions(mine); });
       p->claims->SetRendersInFlight([w] { return w->RendersInFlight(); });
+      p->claims->SetHeartbeats(beats);
       FF_RETURN_IF_ERROR(p->claims->Start().WithContext("imaging claims"));
       FF_LOG_INFO(log, "imaging worker {} follows load-weighted claims", p->claims->worker_id());
       // /readyz "claims": this worker holds claims, unless there are more workers than partitions.
@@ -310,6 +320,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
   if (roles.modem) {
     FF_ASSIGN_OR_RETURN(p->dedup, RocksDedupStore::Open(dir + "/dedup", p->storage_metrics.get()));
     auto options = modem::ModemOptions::FromConfig(config);
+    options.heartbeats = beats;
     if (config.instance_count > 1) {
       FF_ASSIGN_OR_RETURN(options.partitions, owned(bus::topic::kJobs));
     }
@@ -325,6 +336,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
   }
   if (p->bus) {
     p->lag = std::make_unique<bus::LagMonitor>(*p->bus, watches, *p->registry);
+    p->lag->SetHeartbeats(beats);
     FF_RETURN_IF_ERROR(p->lag->Start());
   }
 
@@ -372,12 +384,14 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
     api.clock = &clock;
     api.producer = p->producer.get();
     p->api_keys = std::make_unique<ApiKeyStore>(*p->bus, clock);
+    p->api_keys->SetHeartbeats(beats);
     FF_RETURN_IF_ERROR(p->api_keys->Start().WithContext("API keys (fax.keys)"));
     api.keys = p->api_keys.get();
     IdempotencyOptions idem;
     idem.ttl = std::chrono::milliseconds(static_cast<int64_t>(config.gateway_idempotency_ttl_hours * 3600 * 1000));
     idem.lease = std::chrono::milliseconds(static_cast<int64_t>(config.gateway_idempotency_lease_seconds * 1000));
     p->idempotency = std::make_unique<IdempotencyStore>(*p->bus, clock, idem);
+    p->idempotency->SetHeartbeats(beats);
     FF_RETURN_IF_ERROR(p->idempotency->Start().WithContext("idempotency records (fax.idempotency)"));
     api.idempotency = p->idempotency.get();
     p->limiter = std::make_unique<TenantLimiter>(
@@ -391,11 +405,20 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
       FF_ASSIGN_OR_RETURN(auto doc, cf->Fetch(url));
       return std::move(doc.content);
     };
+    {
+      FF_ASSIGN_OR_RETURN(auto prices, PriceList::Parse(config.pricing_rates, config.pricing_currency));
+      p->prices = std::make_unique<PriceList>(std::move(prices));
+      api.prices = p->prices.get();
+    }
     p->gateway = std::make_unique<Gateway>(go, *p->submissions, *p->status, *p->blobs, *p->registry,
                                            [raw] { return raw->Ready(); }, std::move(api));
     if (config.webhooks_enabled) {
       // Webhooks: same SSRF guard as content_url fetching, with the webhook time limit.
       FF_ASSIGN_OR_RETURN(p->notify_store, notify::NotifyStore::Open(dir + "/notify"));
+      // Endpoints and callback secrets are shared by every gateway node through fax.webhooks.
+      p->webhook_replica = std::make_unique<notify::WebhookReplica>(*p->bus, *p->notify_store);
+      p->webhook_replica->SetHeartbeats(beats);
+      FF_RETURN_IF_ERROR(p->webhook_replica->Start().WithContext("webhook endpoints (fax.webhooks)"));
       auto wo = ingest::UrlFetcherOptionsFromConfig(config);
       wo.max_bytes = 1 << 20;
       wo.timeout = std::chrono::milliseconds(static_cast<int64_t>(config.webhooks_timeout_seconds * 1000));
@@ -406,7 +429,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
           notify::NotifierOptions::FromConfig(config), p->bus.get(), *p->notify_store,
           [wf](const ingest::OutboundRequest& r) { return wf->Send(r); }, *p->registry, clock);
       notify::RegisterWebhookRoutes(p->gateway->http_server(), *p->notify_store, clock, RequestTenantOf(*p->gateway));
-      FF_RETURN_IF_ERROR(p->notifier->Start().WithContext("webhook notifier"));
+      p->notifier->SetHeartbeats(beats);
+      // Several gateway nodes: the notifier starts once owner routing tells it its partitions.
+      if (config.gateway_owner_mode == "off")
+        FF_RETURN_IF_ERROR(p->notifier->Start().WithContext("webhook notifier"));
     }
     {
       // Broadcasts: rendered once (chunk 0 is an ordinary submission), fanned out in chunks.
@@ -434,6 +460,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
         });
       }
       RegisterBroadcastRoutes(p->gateway->http_server(), *p->broadcasts, RequestTenantOf(*p->gateway));
+      p->broadcasts->SetHeartbeats(beats);
       FF_RETURN_IF_ERROR(p->broadcasts->Start().WithContext("broadcasts"));
     }
     if (config.gateway_owner_mode != "off") {
@@ -447,8 +474,19 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
       oo.mode = config.gateway_owner_mode;
       oo.member_timeout = std::chrono::milliseconds(static_cast<int64_t>(config.gateway_member_timeout_seconds * 1000));
       p->owner = std::make_unique<OwnerDirectory>(oo, *p->bus, *p->registry, clock);
+      p->owner->SetHeartbeats(beats);
       FF_RETURN_IF_ERROR(p->owner->Start().WithContext("owner routing (fax.gateways)"));
-      p->owner->Install(p->gateway->http_server(), RequestTenantOf(*p->gateway));
+      if (p->notifier) {
+        // Each partition of fax.submissions/fax.events is notified by exactly one live node.
+        p->notifier->SetOwnership(
+            [o = p->owner.get()](int32_t partition) { return o->OwnerOfSlot(partition) == o->self(); },
+            "faxflow-notify-callbacks-" + Sha256Hex(p->owner->self()).substr(0, 12));
+        FF_RETURN_IF_ERROR(p->notifier->Start().WithContext("webhook notifier"));
+      }
+      // Routing happens in the admission step, after authentication and before the per-tenant
+      // limits, so a request is counted once, by the node that serves it (docs/owners.md).
+      p->gateway->SetRouter([o = p->owner.get()](const httplib::Request& req, httplib::Response& res,
+                                                 const std::string& tenant) { return o->Route(req, res, tenant); });
     }
     FF_RETURN_IF_ERROR(p->gateway->Start());
 
@@ -461,6 +499,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
     }
     p->ingest = std::make_unique<ingest::IngestWorker>(io, *p->bus, *p->submissions, *p->blobs, *p->fetcher,
                                                        *p->registry, clock);
+    p->ingest->SetHeartbeats(beats);
     FF_RETURN_IF_ERROR(p->ingest->Start().WithContext("ingest worker"));
   } else {
     FF_ASSIGN_OR_RETURN(auto listen, ParseListen(config.admin_listen));

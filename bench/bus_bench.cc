@@ -645,6 +645,42 @@ double RawKafkaProducePerRecord(const std::string& topic, const std::vector<bus:
   return static_cast<double>(msgs.size()) / secs;
 }
 
+// Transactions of one record each, committed one after the other (what the imaging worker does
+// per run): begin, producev, commit_transaction. Returns transactions/s.
+double RawKafkaTransactions(const std::string& topic, const std::vector<bus::Message>& msgs, const std::string& id) {
+  std::vector<std::pair<std::string, std::string>> props = {{"bootstrap.servers", g_config.bootstrap},
+                                                            {"client.id", "bench-raw-txn"},
+                                                            {"transactional.id", id},
+                                                            {"message.max.bytes", "25165824"},
+                                                            {"linger.ms", "0"}};  // as the backend
+  props.insert(props.end(), g_config.kafka_props.begin(), g_config.kafka_props.end());
+  ConfPtr conf = RawConf(props);
+  char errstr[512];
+  rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr, sizeof errstr);
+  if (raw == nullptr) Die(std::string("rd_kafka_new txn: ") + errstr);
+  conf.release();
+  RdKafkaPtr rk(raw);
+  auto check = [](rd_kafka_error_t* e, const char* what) {
+    if (e != nullptr) {
+      const std::string msg = std::string(what) + ": " + rd_kafka_error_string(e);
+      rd_kafka_error_destroy(e);
+      Die(msg);
+    }
+  };
+  check(rd_kafka_init_transactions(rk.get(), 30000), "init_transactions");
+  // Warm: the first transaction also fetches the topic's metadata.
+  check(rd_kafka_begin_transaction(rk.get()), "begin");
+  RawEnqueue(rk.get(), topic, msgs[0].key, msgs[0].value);
+  check(rd_kafka_commit_transaction(rk.get(), 30000), "commit");
+  const auto start = SteadyClock::now();
+  for (const auto& m : msgs) {
+    check(rd_kafka_begin_transaction(rk.get()), "begin");
+    RawEnqueue(rk.get(), topic, m.key, m.value);
+    check(rd_kafka_commit_transaction(rk.get(), 30000), "commit");
+  }
+  return static_cast<double>(msgs.size()) / Seconds(start);
+}
+
 std::vector<bus::Message> KafkaMessages(const Payloads& p, const std::string& topic, size_t size, size_t n) {
   std::vector<bus::Message> msgs;
   msgs.reserve(n);
@@ -711,8 +747,8 @@ double FaxflowKafkaConsume(bus::Bus& b, const std::string& topic, size_t n, size
 }
 
 void RunKafka() {
-  const std::vector<std::string> names = {"kafka.produce_batch", "kafka.produce", "kafka.consume"};
-  bool any = false;
+  const std::vector<std::string> names = {"kafka.produce_batch", "kafka.produce", "kafka.consume", "kafka.txn"};
+  bool any = Selected("kafka.txn.1024B");
   for (const char* kind : {"produce_batch", "produce", "consume"})
     for (const char* size : {"100B", "1024B", "51200B"})
       any = any || Selected(std::string("kafka.") + kind + "." + size);
@@ -828,6 +864,38 @@ void RunKafka() {
       Emit(per_name, best_ff, best_raw, "msg/s", sc.n_per_record, sc.size, 1,
            "Produce (blocking per record) vs producev+flush per record");
     }
+  }
+  // One-record transactions: TransactionalProducer Begin/Send/Commit vs the same librdkafka calls.
+  const std::string txn_name = "kafka.txn.1024B";
+  if (Selected(txn_name)) {
+    auto base = KafkaMessages(p, "", 1024, q ? 100u : 300u);
+    double best_ff = 0, best_raw = 0;
+    for (int r = 0; r < Reps(); ++r) {
+      const std::string raw_topic = new_topic("rawtxn");
+      const std::string ff_topic = new_topic("fftxn");
+      auto raw_msgs = Retopic(base, raw_topic);
+      auto msgs = Retopic(base, ff_topic);
+      double rw = 0, ff = 0;
+      BothSides(r, [&] { rw = RawKafkaTransactions(raw_topic, raw_msgs, raw_topic + "-raw"); },
+                [&] {
+                  auto tx = Take(b->NewTransactionalProducer(ff_topic + "-ff"), "kafka transactional producer");
+                  Check(tx->Begin(), "begin");  // warm, as on the raw side
+                  Check(tx->Send(msgs[0]), "send");
+                  Check(tx->Commit(), "commit");
+                  const auto start = SteadyClock::now();
+                  for (const auto& m : msgs) {
+                    Check(tx->Begin(), "begin");
+                    Check(tx->Send(m), "send");
+                    Check(tx->Commit(), "commit");
+                  }
+                  ff = static_cast<double>(msgs.size()) / Seconds(start);
+                });
+      std::cerr << "  " << txn_name << " rep " << r + 1 << ": faxflow " << ff << " raw " << rw << "\n";
+      best_ff = std::max(best_ff, ff);
+      best_raw = std::max(best_raw, rw);
+    }
+    Emit(txn_name, best_ff, best_raw, "txn/s", base.size(), 1024, 1,
+         "one-record transactions: Begin/Send/Commit vs begin/producev/commit_transaction");
   }
 }
 

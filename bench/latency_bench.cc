@@ -156,12 +156,19 @@ Result Drive(faxflow::Pipeline& pipeline, const Scenario& sc, const std::string&
     res.first_error = "assign failed";
     return res;
   }
+  std::vector<std::pair<faxflow::bus::TopicPartition, int64_t>> to_seek;
   for (const auto& tp : tps) {
     auto end = (*consumer)->EndOffset(tp);
-    if (!end.ok()) continue;
-    // Kafka refuses a seek until the assignment is active (_STATE): retry for up to 10 s.
-    for (int i = 0; i < 100 && !(*consumer)->Seek(tp, *end).ok(); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (end.ok()) to_seek.push_back({tp, *end});
+  }
+  // Kafka refuses a seek until the assignment is active (_STATE): retry the ones refused, all
+  // together, for up to 10 s (one partition after the other would add up the waits).
+  for (int round = 0; round < 200 && !to_seek.empty(); ++round) {
+    std::vector<std::pair<faxflow::bus::TopicPartition, int64_t>> refused;
+    for (const auto& [tp, end] : to_seek)
+      if (!(*consumer)->Seek(tp, end).ok()) refused.push_back({tp, end});
+    to_seek = std::move(refused);
+    if (!to_seek.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   std::atomic<bool> stop{false};
   std::thread reader([&] {

@@ -95,10 +95,22 @@ std::string RandomBytes(size_t n, unsigned seed) {
 // A distinct page per counter value: the first 8 bytes are the counter.
 void Stamp(std::string& page, uint64_t counter) { std::memcpy(page.data(), &counter, sizeof counter); }
 
+// A 64-hex-character key spread over the key space like a content address (SHA-256 ids), so
+// the raw side inserts in the same random order as the blob store does; sequential keys would
+// give raw RocksDB an ordered-insert advantage no content-addressed store has. A cheap mix of the
+// counter (splitmix64), not a hash of the page: the raw side pays no hashing.
 std::string HexKey(uint64_t counter) {
   static const char* kHex = "0123456789abcdef";
   std::string key(64, '0');
-  for (int i = 0; i < 16; ++i) key[63 - i] = kHex[(counter >> (4 * i)) & 15];
+  uint64_t x = counter;
+  for (int word = 0; word < 4; ++word) {
+    x += 0x9e3779b97f4a7c15ULL;
+    uint64_t z = x;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    for (int i = 0; i < 16; ++i) key[static_cast<size_t>(word * 16 + 15 - i)] = kHex[(z >> (4 * i)) & 15];
+  }
   return key;
 }
 

@@ -11,6 +11,8 @@
 //                                 steps in real time, one 20 ms frame (160 samples at 8 kHz)
 //                                 each per tick, with no tick over 20 ms; phases staggered.
 //                                 target: >= 300 (absolute, higher)
+//   modem.realtime_channels.wall  the same, but a size passes only with no tick late by the wall
+//                                 clock (preemption included): informational on a shared machine
 //   modem.memory.idle_channel     heap bytes of a channel's transmitter session before dialling
 //   modem.memory.active_channel   heap bytes of a channel mid-call (session + sim call + far end)
 //   modem.memory.active_t38       the same for a T.38 call (informational)
@@ -333,8 +335,10 @@ TickStats RunTicks(std::vector<SteppedChannel>& chans, int ticks, modem::SimLine
   return st;
 }
 
-void BenchRealtime(const Options& opt, const std::string& work, const std::string& tiff) {
-  const std::string name = "modem.realtime_channels";
+// `wall`: the wall-clock variant: a size passes only if no tick ended late by the wall clock
+// (the work of a tick plus any preemption by other processes over its 20 ms).
+void BenchRealtime(const Options& opt, const std::string& work, const std::string& tiff, bool wall) {
+  const std::string name = wall ? "modem.realtime_channels.wall" : "modem.realtime_channels";
   if (!Wanted(opt, name)) return;
   SystemClock clock;
   auto dir = modem::SimDirectory::Create("");
@@ -350,7 +354,9 @@ void BenchRealtime(const Options& opt, const std::string& work, const std::strin
   std::uniform_int_distribution<int> warm(0, 1500);  // up to 30 s into a call: phases differ
   int best = 0;
   TickStats best_stats;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt.quick ? 35 : 600);
+  // The wall variant is informational: a shorter budget.
+  const int budget_s = wall ? (opt.quick ? 15 : 300) : (opt.quick ? 35 : 600);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(budget_s);
   for (int n = step; n <= max_channels && std::chrono::steady_clock::now() < deadline; n += step) {
     while (static_cast<int>(chans.size()) < n) {
       const int id = static_cast<int>(chans.size());
@@ -364,12 +370,20 @@ void BenchRealtime(const Options& opt, const std::string& work, const std::strin
         stderr,
         "%s: %d channels: %d ticks over 20 ms CPU, %d late by the wall clock, of %d; worst %.2f ms CPU\n",
         name.c_str(), n, st.cpu_late, st.wall_late, ticks, st.worst_cpu * 1000);
-    if (st.cpu_late != 0) break;
+    if (wall ? st.wall_late != 0 : st.cpu_late != 0) break;
     best = n;
     best_stats = st;
   }
   chans.clear();
   std::filesystem::remove_all(work + "/rt");
+  if (wall) {
+    // Informational: on a shared (loaded) machine preemption makes ticks late whatever the load.
+    Row(name, best, 0, "channels", "null", "higher", "absolute",
+        "one thread paced by the wall clock (20 ms ticks); largest size with no tick late by the wall "
+        "clock; worst " +
+            std::to_string(static_cast<int>(best_stats.worst_cpu * 1000)) + " ms CPU (shared machine)");
+    return;
+  }
   Row(name, best, 0, "channels", "300", "higher", "absolute",
       "one thread; channel = transmitter + its sim far end; no tick over 20 ms of thread CPU; worst " +
           std::to_string(static_cast<int>(best_stats.worst_cpu * 1000)) + " ms CPU; wall-late ticks " +
@@ -448,7 +462,8 @@ int main(int argc, char** argv) {
   BenchCpu(opt, work, doc.multipage_path, false);
   BenchCpu(opt, work, doc.multipage_path, true);
   BenchMemory(opt, work, doc.multipage_path);
-  BenchRealtime(opt, work, doc.multipage_path);
+  BenchRealtime(opt, work, doc.multipage_path, false);
+  BenchRealtime(opt, work, doc.multipage_path, true);
   std::filesystem::remove_all(work);
   return 0;
 }

@@ -55,6 +55,9 @@ namespace {
     "enforces it exactly after rendering).")                                                      \
   X("admin.listen", admin_listen, string, "127.0.0.1:9464",                                       \
     "host:port of /metrics, /healthz, /readyz for roles without the gateway.")                   \
+  X("health.stall_seconds", health_stall_seconds, double, "120",                                  \
+    "A worker loop that has not beaten for this long (or its own longer limit, e.g. a render's "  \
+    "timeout + 60 s) is stalled: /readyz fails and FaxflowWorkerNotHeartbeating fires. 0: off.")  \
   X("blob.url", blob_url, string, "",                                                             \
     "Blob server URL every role uses (http://host:port); empty means the local RocksDB blob "     \
     "store under <data_dir>/blobs (one process only).")                                           \
@@ -63,6 +66,10 @@ namespace {
   X("blob.listen", blob_listen, string, "127.0.0.1:9470",                                         \
     "host:port where `faxflow blobs` serves the blob store (docs/storage.md).")                  \
   X("imaging.workers", imaging_workers, int, "2", "Render threads of an imaging worker.")         \
+  X("imaging.txn_max_records", imaging_txn_max_records, int, "32",                               \
+    "Submissions of one partition committed in one bus transaction at most (1 = one each).")    \
+  X("imaging.txn_linger_ms", imaging_txn_linger_ms, int, "100",                                   \
+    "A transaction takes the submissions prepared within this long of its first one.")         \
   X("imaging.gs_path", imaging_gs_path, string, "gs", "Ghostscript executable.")                  \
   X("imaging.timeout_seconds", imaging_timeout_seconds, double, "60",                             \
     "Wall-clock limit of one Ghostscript run; the process is killed after it.")                  \
@@ -125,8 +132,8 @@ namespace {
   X("modem.max_calls_per_destination", modem_max_calls_per_destination, int, "1",                \
     "Simultaneous calls to one number; further jobs to it wait (blocked).")                      \
   X("modem.batch_max", modem_batch_max, int, "8",                                                 \
-    "Most jobs to one number sent back to back on the same channel while no higher-priority "    \
-    "job is eligible.")                                                                           \
+    "Most jobs to one number sent in one call (several documents) and back to back on the "     \
+    "same channel, while no higher-priority job is eligible; 1 = one job per call.")              \
   X("modem.job_ttl_seconds", modem_job_ttl_seconds, int, "10800",                                 \
     "Default expiry of a job without expires_at, from its submission (HylaFAX killtime "         \
     "now + 3 h); an expired job ends `expired` without dialling. 0 = never.")                    \
@@ -178,6 +185,11 @@ namespace {
     "table fax.gateways. Empty: http://<gateway.listen>.")                                         \
   X("gateway.member_timeout_seconds", gateway_member_timeout_seconds, double, "5",                 \
     "A gateway node without a heartbeat for this long loses its tenants to the other nodes.")    \
+  X("pricing.rates", pricing_rates, string, "",                                                   \
+    "Prices for the cost in GET /v1/faxes/{id}: `[tenant@]prefix=per_page/per_minute`, comma-"    \
+    "separated, longest E.164 prefix wins, `*` any number, tenant entries first; empty: no cost.") \
+  X("pricing.currency", pricing_currency, string, "USD",                                           \
+    "Currency code shown with costs (pricing.rates).")                                             \
   X("sim.received_dir", sim_received_dir, string, "",                                             \
     "Where the simulated far end stores received TIFFs; empty means <data_dir>/received.")       \
   X("sim.behaviours", sim_behaviours, string, "",                                                 \

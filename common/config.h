@@ -49,6 +49,7 @@ struct Config {
   int64_t gateway_max_documents = 0;
   int64_t gateway_max_pages = 0;
   std::string admin_listen;
+  double health_stall_seconds = 0;  // monitoring/health.h: a worker loop silent this long is stalled
 
   // blob store shared across processes (storage/blob_http.h)
   std::string blob_url;
@@ -57,6 +58,8 @@ struct Config {
 
   // imaging
   int64_t imaging_workers = 0;
+  int64_t imaging_txn_max_records = 0;
+  int64_t imaging_txn_linger_ms = 0;
   std::string imaging_gs_path;
   double imaging_timeout_seconds = 0;
   int64_t imaging_cpu_seconds = 0;
@@ -124,6 +127,10 @@ struct Config {
   std::string gateway_owner_mode;
   std::string gateway_advertise_url;
   double gateway_member_timeout_seconds = 0;
+
+  // prices of the cost shown by GET /v1/faxes/{id} (producers/gateway/pricing.h)
+  std::string pricing_rates;
+  std::string pricing_currency;
 
   // sim line
   std::string sim_received_dir;

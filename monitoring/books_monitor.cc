@@ -35,8 +35,10 @@ Status BooksMonitor::Start() {
   stop_ = false;
   thread_ = std::thread([this] {
     auto log = Logger("app");
+    auto beat = RegisterHeartbeat(heartbeats_, "books", 2 * interval_);
     std::unique_lock lock(mu_);
     while (!stop_) {
+      beat->Beat();
       lock.unlock();
       auto r = Refresh();
       if (!r.ok()) FF_LOG_WARN(log, "books refresh failed: {}", r.status().ToString());

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/heartbeat.h"
 #include "monitoring/metrics.h"
 #include "storage/status_store.h"
 
@@ -34,7 +35,12 @@ class BooksMonitor {
   // Reads the books now and sets the gauges.
   Result<Books> Refresh();
 
+  // Liveness of this component's loop ("books", common/heartbeat.h); call before Start().
+  // Null (the default): none. Must outlive the loop.
+  void SetHeartbeats(Heartbeats* heartbeats) { heartbeats_ = heartbeats; }
+
  private:
+  Heartbeats* heartbeats_ = nullptr;
   BooksSource read_books_;
   BooksMetrics metrics_;
   std::chrono::milliseconds interval_;

@@ -4,9 +4,15 @@
 // readiness check registered here: the pipeline registers "topics" (every catalogue topic exists
 // on the bus), "blob_server" (the shared blob server answers) and "imaging" (the worker did not
 // stop on a fatal error); other components add their own (e.g. "claims": this worker holds the
-// claims it needs) with AddReadinessCheck. Components with a loop call Beat("name") from it; the
-// timestamps are exported as faxflow_heartbeat_timestamp_seconds{component} so an alert can
-// tell a hung loop from a dead process. Health itself beats "process" on every refresh.
+// claims it needs) with AddReadinessCheck. Health is the process's Heartbeats
+// (common/heartbeat.h): every worker loop registers a Heartbeat and beats on each turn. For each
+// component the refresh exports faxflow_worker_heartbeat_age_seconds{component} (the loop that
+// beat least recently), faxflow_worker_heartbeat_stall_threshold_seconds{component} and
+// faxflow_heartbeat_timestamp_seconds{component}; the built-in readiness check "heartbeats" fails
+// while any loop has not beaten for longer than its threshold (SetStallThreshold, config
+// health.stall_seconds; 0 turns the check off), so a hung loop is told from a dead process and
+// /readyz says which. Beat("name") records a one-off beat of a component without a loop; Health
+// itself beats "process" on every refresh.
 //
 // Lifecycle: construct, add checks, Start() (a refresh thread that evaluates the checks every
 // `interval` and sets faxflow_process_ready / faxflow_readiness_check_ok), Stop() joins it.
@@ -20,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -27,17 +34,18 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/heartbeat.h"
 #include "common/status.h"
 #include "monitoring/metrics.h"
 
 namespace faxflow::monitoring {
 
-class Health {
+class Health final : public Heartbeats {
  public:
   using Check = std::function<Status()>;
 
   Health(MetricsRegistry& registry, Clock& clock);
-  ~Health();
+  ~Health() override;
   Health(const Health&) = delete;
   Health& operator=(const Health&) = delete;
 
@@ -46,6 +54,16 @@ class Health {
   void RemoveReadinessCheck(const std::string& name);
   // Records that `component`'s loop is alive now. `component` is a short fixed word.
   void Beat(std::string_view component);
+
+  // Heartbeats: a handle for one loop of `component` (see common/heartbeat.h). Handles may
+  // outlive this Health (they then beat into nothing).
+  std::unique_ptr<Heartbeat> Register(std::string_view component, std::chrono::milliseconds min_stall =
+                                                                      std::chrono::milliseconds(0)) override;
+  // A loop that has not beaten for max(threshold, its min_stall) is stalled; 0: never (default 120 s).
+  void SetStallThreshold(std::chrono::milliseconds threshold);
+  // The "heartbeats" readiness check alone: Ok, or which components stalled and for how long.
+  // Also refreshes the heartbeat gauges.
+  Status CheckHeartbeats();
 
   struct Result {
     std::string name;
@@ -60,12 +78,17 @@ class Health {
   void Stop();
 
  private:
+  struct Loops;  // the registered loops, shared with their handles
+  class LoopBeat;
+
   HealthMetrics metrics_;
   Clock& clock_;
-  std::mutex mu_;  // guards checks_ and beat_gauges_
+  std::shared_ptr<Loops> loops_;
+  std::mutex mu_;  // guards checks_, beat_gauges_ and loop_components_
   std::map<std::string, Check> checks_;
   std::map<std::string, prometheus::Gauge*, std::less<>> beat_gauges_;
-  std::mutex run_mu_;  // guards stop_ and the refresh thread
+  std::set<std::string> loop_components_;  // with age gauges exported
+  std::mutex run_mu_;                      // guards stop_ and the refresh thread
   std::condition_variable cv_;
   bool stop_ = false;
   std::thread thread_;

@@ -22,7 +22,20 @@ HealthMetrics::HealthMetrics(MetricsRegistry& r)
                      .Name("faxflow_process_start_time_seconds")
                      .Help("Unix time at which this faxflow process started its pipeline.")
                      .Register(r)
-                     .Add({})) {}
+                     .Add({})),
+      heartbeat_age(
+          prometheus::BuildGauge()
+              .Name("faxflow_worker_heartbeat_age_seconds")
+              .Help("Seconds since the worker loop of a component that beat least recently last beat "
+                    "(imaging, modem_channel, status, ...); refreshed every second.")
+              .Register(r)),
+      stall_threshold(
+          prometheus::BuildGauge()
+              .Name("faxflow_worker_heartbeat_stall_threshold_seconds")
+              .Help("Heartbeat age above which a component's loop counts as stalled: /readyz fails "
+                    "and FaxflowWorkerNotHeartbeating fires (health.stall_seconds, raised for loops "
+                    "with long turns).")
+              .Register(r)) {}
 
 BooksMetrics::BooksMetrics(MetricsRegistry& r)
     : accepted(prometheus::BuildGauge()

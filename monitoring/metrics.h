@@ -14,6 +14,10 @@ struct HealthMetrics {
   prometheus::Family<prometheus::Gauge>& check_ok;   // faxflow_readiness_check_ok{check}
   prometheus::Family<prometheus::Gauge>& heartbeat;  // faxflow_heartbeat_timestamp_seconds{component}
   prometheus::Gauge& start_time;                     // faxflow_process_start_time_seconds
+  // faxflow_worker_heartbeat_age_seconds{component}: since the least recent beat of its loops.
+  prometheus::Family<prometheus::Gauge>& heartbeat_age;
+  // faxflow_worker_heartbeat_stall_threshold_seconds{component}: age above which it is stalled.
+  prometheus::Family<prometheus::Gauge>& stall_threshold;
 };
 
 struct BooksMetrics {

@@ -156,6 +156,14 @@ class Bus {
   // says what differs if not (Code::kFailedPrecondition).
   virtual Status EnsureTopics(const std::vector<TopicSpec>& topics) = 0;
   virtual Result<int32_t> PartitionCount(const std::string& topic) = 0;
+  // Lag of this process's consumers of `group` on `topic` as the client library measured it
+  // (Kafka: librdkafka statistics, summed over the partitions assigned in this process; see
+  // topics/kafka/consumer_stats.h); nullopt when the backend has no such statistics (embedded
+  // bus), they are off, or none arrived yet. The lag monitor falls back to end - committed.
+  virtual std::optional<int64_t> ReportedConsumerLag(const std::string& /*topic*/,
+                                                     const std::string& /*group*/) {
+    return std::nullopt;
+  }
 };
 
 // All partitions of a topic.

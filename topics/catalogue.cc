@@ -24,6 +24,8 @@ const std::vector<TopicSpec>& Catalogue() {
        "Idempotency-Key claims and first answers of the REST API (kept >= 24 h)."},
       {std::string(topic::kGateways), 1, 1, true, -1, 1 << 20,
        "Gateway nodes and their heartbeats (compacted by node URL): tenant ownership (seed 001)."},
+      {std::string(topic::kWebhooks), 1, 1, true, -1, 1 << 20,
+       "Webhook endpoints and callback secrets of every tenant (compacted); every gateway follows it."},
   };
   return topics;
 }

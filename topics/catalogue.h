@@ -20,6 +20,7 @@ inline constexpr std::string_view kControl = "fax.control";          // key fax_
 inline constexpr std::string_view kApiKeys = "fax.keys";             // compacted, key key_id, API key record (JSON)
 inline constexpr std::string_view kIdempotency = "fax.idempotency";  // key tenant/Idempotency-Key, claims + answers (JSON)
 inline constexpr std::string_view kGateways = "fax.gateways";        // compacted, key node URL, WorkerLoad heartbeat (owner routing)
+inline constexpr std::string_view kWebhooks = "fax.webhooks";        // compacted, key ep/<id> | ts/<tenant>, webhook endpoint / callback secrets (JSON)
 }  // namespace topic
 
 // Consumer groups (committed offsets).

@@ -6,7 +6,8 @@ namespace faxflow::bus {
 
 LagMonitor::LagMonitor(Bus& bus, std::vector<Watch> watches, prometheus::Registry& registry,
                        std::chrono::milliseconds interval)
-    : bus_(bus), watches_(std::move(watches)),
+    : bus_(bus),
+      watches_(std::move(watches)),
       family_(prometheus::BuildGauge()
                   .Name("faxflow_bus_queue_depth")
                   .Help("Records produced to a topic and not yet committed by a consumer group (records).")
@@ -16,10 +17,18 @@ LagMonitor::LagMonitor(Bus& bus, std::vector<Watch> watches, prometheus::Registr
                             .Help("Sum over partitions of the offsets a consumer group committed on a topic "
                                   "(records); grows while the group makes progress.")
                             .Register(registry)),
+      lag_family_(
+          prometheus::BuildGauge()
+              .Name("faxflow_bus_consumer_lag")
+              .Help("Records a consumer group has still to commit on a topic, as its consumers in this "
+                    "process measure it: from librdkafka statistics on Kafka (partitions assigned "
+                    "here; kafka.statistics.interval.ms), end minus committed offset otherwise.")
+              .Register(registry)),
       interval_(interval) {
   for (const auto& w : watches_) gauges_.push_back(&family_.Add({{"topic", w.topic}, {"group", w.group}}));
   for (const auto& w : watches_)
     committed_.push_back(&committed_family_.Add({{"topic", w.topic}, {"group", w.group}}));
+  for (const auto& w : watches_) lags_.push_back(&lag_family_.Add({{"topic", w.topic}, {"group", w.group}}));
 }
 
 LagMonitor::~LagMonitor() { Stop(); }
@@ -35,9 +44,11 @@ Status LagMonitor::Start() {
   // can take seconds while a fresh broker loads its group coordinator; start-up never waits.
   thread_ = std::thread([this] {
     auto log = Logger("bus");
+    auto beat = RegisterHeartbeat(heartbeats_, "lag_monitor", 2 * interval_);
     std::unique_lock lock(mu_);
     bool first = true;
     while (!stop_) {
+      beat->Beat();
       if (!first) cv_.wait_for(lock, interval_, [this] { return stop_; });
       first = false;
       if (stop_) break;
@@ -73,6 +84,8 @@ Result<std::vector<int64_t>> LagMonitor::Refresh() {
     }
     gauges_[i]->Set(static_cast<double>(depth));
     committed_[i]->Set(static_cast<double>(position));
+    const std::optional<int64_t> reported = bus_.ReportedConsumerLag(watches_[i].topic, watches_[i].group);
+    lags_[i]->Set(static_cast<double>(reported.value_or(depth)));
     depths.push_back(depth);
   }
   return depths;

@@ -4,9 +4,15 @@
 //
 // Exposed as faxflow_bus_queue_depth{topic, group} (records), and the group's progress as
 // faxflow_bus_committed_offset{topic, group} (sum of committed offsets over partitions: it
-// only grows while the group makes progress; the stuck-queue alert watches both). Lifecycle: Start() spawns a thread
-// that refreshes every `interval`; Stop() joins it. Threading: the gauges are thread-safe.
+// only grows while the group makes progress; the stuck-queue alert watches both), and the
+// consumer lag faxflow_bus_consumer_lag{topic, group}: Bus::ReportedConsumerLag (librdkafka
+// statistics of this process's consumers on Kafka) or, without it, the queue depth. Lifecycle: Start() spawns
+// a thread that refreshes every `interval`; Stop() joins it. Threading: the gauges are thread-safe.
 #pragma once
+
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
 
 #include <atomic>
 #include <chrono>
@@ -17,10 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
-
+#include "common/heartbeat.h"
 #include "topics/bus.h"
 
 namespace faxflow::bus {
@@ -42,13 +45,20 @@ class LagMonitor {
   // Recomputes every gauge now; returns the depth of each watch in order.
   Result<std::vector<int64_t>> Refresh();
 
+  // Liveness of this component's loop ("lag_monitor", common/heartbeat.h); call before Start().
+  // Null (the default): none. Must outlive the loop.
+  void SetHeartbeats(Heartbeats* heartbeats) { heartbeats_ = heartbeats; }
+
  private:
+  Heartbeats* heartbeats_ = nullptr;
   Bus& bus_;
   std::vector<Watch> watches_;
   prometheus::Family<prometheus::Gauge>& family_;
   std::vector<prometheus::Gauge*> gauges_;
   prometheus::Family<prometheus::Gauge>& committed_family_;
   std::vector<prometheus::Gauge*> committed_;
+  prometheus::Family<prometheus::Gauge>& lag_family_;  // faxflow_bus_consumer_lag
+  std::vector<prometheus::Gauge*> lags_;
   std::vector<std::unique_ptr<Consumer>> consumers_;  // one per watch, never assigned
   std::chrono::milliseconds interval_;
   std::mutex mu_;

@@ -113,6 +113,7 @@ Status ApiKeyStore::Start() {
   FF_ASSIGN_OR_RETURN(producer_, bus_.NewProducer("gateway-keys"));
   follower_ = std::make_unique<TopicFollower>(bus_, std::string(bus::topic::kApiKeys),
                                               [this](const bus::Record& r) { Apply(r); });
+  follower_->SetHeartbeats(heartbeats_);
   return follower_->Start();
 }
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/heartbeat.h"
 #include "common/status.h"
 #include "producers/gateway/topic_follower.h"
 #include "storage/blob_store.h"  // Sha256Hex
@@ -62,7 +63,12 @@ class ApiKeyStore {
   // kUnauthenticated (permanent) when the key is malformed, unknown, revoked or does not match.
   Result<Caller> Authenticate(std::string_view key_text) const;
 
+  // Liveness of this component's loop (its topic follower, common/heartbeat.h); call before Start().
+  // Null (the default): none. Must outlive the loop.
+  void SetHeartbeats(Heartbeats* heartbeats) { heartbeats_ = heartbeats; }
+
  private:
+  Heartbeats* heartbeats_ = nullptr;
   void Apply(const bus::Record& record);
   Status Publish(const ApiKeyRecord& record);
 

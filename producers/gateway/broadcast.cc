@@ -570,7 +570,9 @@ Status BroadcastService::DriveOnce() {
 
 void BroadcastService::Run() {
   auto log = Logger("broadcast");
+  auto beat = RegisterHeartbeat(heartbeats_, "broadcasts");
   while (!stop_) {
+    beat->Beat();
     Status s = DriveOnce();
     if (!s.ok()) FF_LOG_WARN(log, "driver: {}", s.ToString());
     clock_.SleepUntil(clock_.Monotonic() + options_.poll_interval);

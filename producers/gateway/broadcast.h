@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/heartbeat.h"
 #include "common/status.h"
 #include "producers/gateway/submission_service.h"
 #include "storage/blob_store.h"
@@ -133,7 +134,12 @@ class BroadcastService {
   // Runs one driver round (tests): fans out rendered broadcasts, refreshes progress.
   Status DriveOnce();
 
+  // Liveness of this component's loop ("broadcasts", common/heartbeat.h); call before Start().
+  // Null (the default): none. Must outlive the loop.
+  void SetHeartbeats(Heartbeats* heartbeats) { heartbeats_ = heartbeats; }
+
  private:
+  Heartbeats* heartbeats_ = nullptr;
   struct Record;
   Result<std::optional<Record>> Load(const std::string& id);
   Status Save(const Record& record);

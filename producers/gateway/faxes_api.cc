@@ -6,7 +6,9 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <cmath>
 #include <ctime>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -493,6 +495,25 @@ void FaxesApi::Register(httplib::Server& srv) {
 }
 
 std::optional<CallContext> FaxesApi::Admit(const httplib::Request& req, httplib::Response& res) {
+  auto ctx = Authenticate(req, res);
+  if (!ctx) return std::nullopt;
+  // Owner routing: a request served by another node is counted by that node's limits only.
+  if (router_ && router_(req, res, ctx->caller.tenant)) return std::nullopt;
+  if (deps_.limiter != nullptr && deps_.auth != "none") {  // no tenants to limit without keys
+    if (auto refused = deps_.limiter->Admit(ctx->caller.tenant, ctx->permit)) {
+      metrics_.limited.Add({{"limit", refused->reason}}).Increment();
+      res.set_header("Retry-After", std::to_string(refused->retry_after_seconds));
+      SendError(res, 429, refused->reason == "rate" ? "rate_limited" : "too_many_concurrent_requests",
+                refused->reason == "rate"
+                    ? "the tenant's request rate limit is exceeded; retry after the Retry-After seconds"
+                    : "the tenant has too many requests in progress; retry after the Retry-After seconds");
+      return std::nullopt;
+    }
+  }
+  return ctx;
+}
+
+std::optional<CallContext> FaxesApi::Authenticate(const httplib::Request& req, httplib::Response& res) {
   CallContext ctx;
   if (deps_.auth == "none") {
     ctx.caller = Caller{"default", ""};
@@ -515,17 +536,6 @@ std::optional<CallContext> FaxesApi::Admit(const httplib::Request& req, httplib:
       return std::nullopt;
     }
     ctx.caller = *caller;
-  }
-  if (deps_.limiter != nullptr && deps_.auth != "none") {  // no tenants to limit without keys
-    if (auto refused = deps_.limiter->Admit(ctx.caller.tenant, ctx.permit)) {
-      metrics_.limited.Add({{"limit", refused->reason}}).Increment();
-      res.set_header("Retry-After", std::to_string(refused->retry_after_seconds));
-      SendError(res, 429, refused->reason == "rate" ? "rate_limited" : "too_many_concurrent_requests",
-                refused->reason == "rate"
-                    ? "the tenant's request rate limit is exceeded; retry after the Retry-After seconds"
-                    : "the tenant has too many requests in progress; retry after the Retry-After seconds");
-      return std::nullopt;
-    }
   }
   return ctx;
 }
@@ -742,7 +752,47 @@ void FaxesApi::List(const httplib::Request& req, httplib::Response& res) {
 void FaxesApi::Get(const httplib::Request& req, httplib::Response& res) {
   auto ctx = Admit(req, res);
   if (!ctx) return;
-  if (auto fax = OwnFax(*ctx, req.matches[1], res)) SendJson(res, 200, FaxStatusJson(*fax));
+  auto fax = OwnFax(*ctx, req.matches[1], res);
+  if (!fax) return;
+  json j = FaxStatusJson(*fax);
+  if (deps_.prices != nullptr && !deps_.prices->empty() && !AddCost(*fax, j, res)) return;
+  SendJson(res, 200, j);
+}
+
+bool FaxesApi::AddCost(const v1::FaxStatus& fax, json& j, httplib::Response& res) {
+  auto events = status_.Events(fax.fax_id());
+  if (!events.ok()) {
+    SendError(res, 503, "status_unavailable", events.status().message());
+    return false;
+  }
+  std::map<std::string, int64_t> connected_ms;  // recipient id -> sum of call durations
+  for (const auto& e : *events)
+    if (e.has_result()) connected_ms[e.recipient_id()] += e.result().duration_ms();
+  double total = 0;
+  bool priced_all = true, final = true;
+  for (int i = 0; i < fax.recipients_size() && i < static_cast<int>(j["recipients"].size()); ++i) {
+    const auto& r = fax.recipients(i);
+    final = final && IsTerminal(r.state());
+    auto rate = deps_.prices->Find(fax.tenant(), r.number());
+    if (!rate) {
+      priced_all = false;
+      continue;
+    }
+    const Cost c = PriceList::Compute(*rate, r.pages_sent(), connected_ms[r.recipient_id()]);
+    j["recipients"][static_cast<size_t>(i)]["cost"] = {{"currency", deps_.prices->currency()},
+                                                       {"amount", c.amount},
+                                                       {"pages", c.pages},
+                                                       {"minutes", c.minutes},
+                                                       {"per_page", rate->per_page},
+                                                       {"per_minute", rate->per_minute},
+                                                       {"final", IsTerminal(r.state())}};
+    total += c.amount;
+  }
+  if (priced_all)
+    j["cost"] = {{"currency", deps_.prices->currency()},
+                 {"amount", std::round(total * 10000.0) / 10000.0},
+                 {"final", final}};
+  return true;
 }
 
 void FaxesApi::Cancel(const httplib::Request& req, httplib::Response& res) {

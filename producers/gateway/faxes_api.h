@@ -20,12 +20,14 @@
 
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
 #include "common/clock.h"
 #include "producers/gateway/api_keys.h"
 #include "producers/gateway/idempotency.h"
+#include "producers/gateway/pricing.h"
 #include "producers/gateway/rate_limit.h"
 #include "producers/gateway/submission_service.h"
 #include "storage/blob_store.h"
@@ -54,6 +56,8 @@ struct ApiDeps {
   // Fetches a client's content_url through the SSRF guard (producers/ingest UrlFetcher).
   std::function<Result<std::string>(const std::string& url)> fetch_url;
   Clock* clock = nullptr;  // default: the system clock
+  // Prices of the cost shown by GET /v1/faxes/{id} (pricing.h); null or empty: no cost shown.
+  const PriceList* prices = nullptr;
 };
 
 struct ApiMetrics {
@@ -82,11 +86,23 @@ class FaxesApi {
   // Authentication + admission for any /v1 route (also for routes other files register):
   // answers 401/429 itself and returns nothing when the request must stop.
   std::optional<CallContext> Admit(const httplib::Request& req, httplib::Response& res);
+  // Authentication only (answers 401 itself), without the per-tenant limits: the owner-routing
+  // step uses it, so a request is admitted (counted) once, by the node that serves it.
+  std::optional<CallContext> Authenticate(const httplib::Request& req, httplib::Response& res);
+
+  // Owner routing (owner.h): called by Admit after authentication and before the per-tenant
+  // limits; true when it answered the request (redirected or proxied to another node). Set before
+  // the server starts.
+  using Router = std::function<bool(const httplib::Request&, httplib::Response&, const std::string& tenant)>;
+  void SetRouter(Router router) { router_ = std::move(router); }
 
  private:
   void Submit(const httplib::Request& req, httplib::Response& res);
   void List(const httplib::Request& req, httplib::Response& res);
   void Get(const httplib::Request& req, httplib::Response& res);
+  // Adds "cost" to each priced recipient of `j` (FaxStatusJson) and the fax's total; false when
+  // the events could not be read (answered 503).
+  bool AddCost(const v1::FaxStatus& fax, nlohmann::json& j, httplib::Response& res);
   void Cancel(const httplib::Request& req, httplib::Response& res);
   void Events(const httplib::Request& req, httplib::Response& res);
   void Report(const httplib::Request& req, httplib::Response& res);
@@ -97,6 +113,7 @@ class FaxesApi {
   std::optional<v1::FaxStatus> OwnFax(const CallContext& ctx, const std::string& id, httplib::Response& res);
 
   ApiDeps deps_;
+  Router router_;
   SubmissionService& submissions_;
   StatusStore& status_;
   BlobStore& blobs_;

@@ -37,6 +37,11 @@ struct GatewayOptions {
 // Parses "host:port".
 Result<std::pair<std::string, int>> ParseListen(const std::string& listen);
 
+// Marks that the calling httplib thread starts routing a request: the gateway's request logger
+// observes faxflow_gateway_request_seconds from this instant. The gateway's own pre-routing
+// handler calls it; a component that replaces the pre-routing handler must call it first.
+void MarkGatewayRequestStart();
+
 class Gateway {
  public:
   // `ready` answers /readyz: OK when every dependency of the process is usable.
@@ -60,6 +65,8 @@ class Gateway {
   std::optional<CallContext> Admit(const httplib::Request& req, httplib::Response& res) {
     return api_->Admit(req, res);
   }
+  // Owner routing (owner.h) in the admission step, after the body is read; before Start().
+  void SetRouter(FaxesApi::Router router) { api_->SetRouter(std::move(router)); }
 
  private:
   struct Metrics;

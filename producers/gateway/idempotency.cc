@@ -22,6 +22,7 @@ Status IdempotencyStore::Start() {
   FF_ASSIGN_OR_RETURN(producer_, bus_.NewProducer("gateway-idempotency"));
   follower_ = std::make_unique<TopicFollower>(bus_, std::string(bus::topic::kIdempotency),
                                               [this](const bus::Record& r) { Apply(r); });
+  follower_->SetHeartbeats(heartbeats_);
   return follower_->Start();
 }
 

@@ -30,6 +30,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "common/heartbeat.h"
 #include "common/status.h"
 #include "producers/gateway/topic_follower.h"
 #include "topics/bus.h"
@@ -76,7 +77,12 @@ class IdempotencyStore {
   // Entries in memory (tests, metrics).
   size_t size() const;
 
+  // Liveness of this component's loop (its topic follower, common/heartbeat.h); call before Start().
+  // Null (the default): none. Must outlive the loop.
+  void SetHeartbeats(Heartbeats* heartbeats) { heartbeats_ = heartbeats; }
+
  private:
+  Heartbeats* heartbeats_ = nullptr;
   struct Entry {
     enum class State { kNone, kClaimed, kDone } state = State::kNone;
     std::string claim_id;

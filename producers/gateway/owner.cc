@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
+#include "producers/gateway/gateway.h"
 #include "schemas/load.pb.h"
 #include "topics/catalogue.h"
 #include "topics/claims/assignment.h"
@@ -75,6 +76,7 @@ Status OwnerDirectory::Start() {
                                                   if (load.ParseFromString(r.value))
                                                     table_.Apply(r.key, &load);
                                                 });
+    follower_->SetHeartbeats(heartbeats_);
     Status s = follower_->Start();
     if (s.ok()) break;
     follower_.reset();
@@ -101,7 +103,9 @@ void OwnerDirectory::Stop() {
 void OwnerDirectory::Run() {
   auto log = Logger("owner");
   size_t last = 0;
+  auto beat = RegisterHeartbeat(heartbeats_, "owner");
   while (!stop_) {
+    beat->Beat();
     clock_.SleepUntil(clock_.Monotonic() + options_.heartbeat_interval);
     if (stop_) break;
     Status s = Heartbeat(false);
@@ -127,7 +131,10 @@ std::vector<std::string> OwnerDirectory::Members() const {
 }
 
 std::string OwnerDirectory::OwnerOf(const std::string& tenant) const {
-  const int32_t slot = bus::PartitionForKey(tenant, options_.slots);
+  return OwnerOfSlot(bus::PartitionForKey(tenant, options_.slots));
+}
+
+std::string OwnerDirectory::OwnerOfSlot(int32_t slot) const {
   std::string best = options_.self_url;
   uint64_t best_w = 0;
   bool first = true;
@@ -163,16 +170,25 @@ void OwnerDirectory::Proxy(const std::string& owner, const httplib::Request& req
     for (auto& c : lk) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (lk == "host" || lk == "content-length" || lk == "connection" || lk == "transfer-encoding" ||
         lk == "remote_addr" || lk == "remote_port" || lk == "local_addr" || lk == "local_port" ||
-        lk == "accept-encoding")
+        lk == "accept-encoding" || lk == "content-type")  // set again by the client call below
       continue;
     headers.emplace(k, v);
   }
   headers.emplace(kForwardedBy, options_.self_url);
   const std::string content_type = req.get_header_value("Content-Type");
-  httplib::Result r = req.method == "GET"      ? cli.Get(req.target, headers)
-                      : req.method == "POST"   ? cli.Post(req.target, headers, req.body, content_type)
-                      : req.method == "DELETE" ? cli.Delete(req.target, headers, req.body, content_type)
-                                               : cli.Get(req.target, headers);
+  auto send = [&]() -> httplib::Result {
+    if (req.method == "POST" && req.is_multipart_form_data()) {
+      // httplib parses a multipart body into req.files (req.body stays empty): send the parts
+      // again, under a new boundary.
+      httplib::MultipartFormDataItems items;
+      for (const auto& [name, f] : req.files) items.push_back({name, f.content, f.filename, f.content_type});
+      return cli.Post(req.target, headers, items);
+    }
+    if (req.method == "POST") return cli.Post(req.target, headers, req.body, content_type);
+    if (req.method == "DELETE") return cli.Delete(req.target, headers, req.body, content_type);
+    return cli.Get(req.target, headers);
+  };
+  httplib::Result r = send();
   if (!r) {
     proxied_.Add({{"outcome", "unreachable"}}).Increment();
     res.status = 503;
@@ -195,25 +211,20 @@ void OwnerDirectory::Proxy(const std::string& owner, const httplib::Request& req
                                                                        : r->get_header_value("Content-Type"));
 }
 
-void OwnerDirectory::Install(httplib::Server& server, TenantOf tenant_of) {
-  if (options_.mode != "redirect" && options_.mode != "proxy") return;
-  server.set_pre_routing_handler([this, tenant_of](const httplib::Request& req, httplib::Response& res) {
-    using H = httplib::Server::HandlerResponse;
-    if (!Routed(req) || req.has_header(kForwardedBy)) return H::Unhandled;
-    auto tenant = tenant_of(req, res);
-    if (!tenant) return H::Handled;  // 401/429 already answered
-    const std::string owner = OwnerOf(*tenant);
-    if (owner == options_.self_url) return H::Unhandled;
-    if (options_.mode == "redirect") {
-      redirects_.Increment();
-      res.status = 307;
-      res.set_header("Location", owner + req.target);
-      res.set_content(nlohmann::json{{"owner", owner}}.dump() + "\n", "application/json");
-      return H::Handled;
-    }
-    Proxy(owner, req, res);
-    return H::Handled;
-  });
+bool OwnerDirectory::Route(const httplib::Request& req, httplib::Response& res, const std::string& tenant) {
+  if (options_.mode != "redirect" && options_.mode != "proxy") return false;
+  if (!Routed(req) || req.has_header(kForwardedBy)) return false;
+  const std::string owner = OwnerOf(tenant);
+  if (owner == options_.self_url) return false;
+  if (options_.mode == "redirect") {
+    redirects_.Increment();
+    res.status = 307;
+    res.set_header("Location", owner + req.target);
+    res.set_content(nlohmann::json{{"owner", owner}}.dump() + "\n", "application/json");
+    return true;
+  }
+  Proxy(owner, req, res);
+  return true;
 }
 
 }  // namespace faxflow

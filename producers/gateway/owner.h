@@ -9,13 +9,13 @@
 // When a node dies its heartbeats stop; after member_timeout its partitions go, by rendezvous
 // weight, to the survivors (and only its partitions move).
 //
-// Routing (Install): status and control requests (GET /v1/faxes..., POST /v1/faxes/{id}/cancel,
-// /v1/broadcasts..., /v1/webhooks...) of a tenant owned by another node are answered with 307 to
-// the owner (owner_mode=redirect) or forwarded to it and its answer relayed (owner_mode=proxy).
-// Forwarded requests carry X-Faxflow-Forwarded-By and are always served where they land, so a
-// disagreement between two nodes' tables cannot loop. A proxy that cannot reach the owner
-// answers 503 with Retry-After: 1 (the owner is about to be replaced).
-// Counted: faxflow_gateway_owner_redirects_total, faxflow_gateway_owner_proxied_total{outcome}.
+// Routing (Route, called from the gateway's admission step): status and control requests (GET /v1/faxes...,
+// POST /v1/faxes/{id}/cancel, /v1/broadcasts..., /v1/webhooks...) of a tenant owned by another node are
+// answered with 307 to the owner (owner_mode=redirect) or forwarded to it and its answer relayed
+// (owner_mode=proxy). Forwarded requests carry X-Faxflow-Forwarded-By and are always served where they land,
+// so a disagreement between two nodes' tables cannot loop. A proxy that cannot reach the owner answers 503
+// with Retry-After: 1 (the owner is about to be replaced). Counted: faxflow_gateway_owner_redirects_total,
+// faxflow_gateway_owner_proxied_total{outcome}.
 //
 // Lifecycle: Start() publishes the first heartbeat, catches up with the table and starts the
 // heartbeat thread; Stop() publishes a tombstone and joins. Threading: OwnerOf/Members and the
@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/heartbeat.h"
 #include "common/status.h"
 #include "producers/gateway/topic_follower.h"
 #include "topics/bus.h"
@@ -70,15 +71,23 @@ class OwnerDirectory {
 
   // Base URL of the node owning `tenant` (this node when it is the only live one).
   std::string OwnerOf(const std::string& tenant) const;
+  // Base URL of the node owning slot `slot` (also used for other keyed work split across the
+  // gateway nodes, e.g. the webhook notifier's partitions of fax.events).
+  std::string OwnerOfSlot(int32_t slot) const;
   std::vector<std::string> Members() const;
   const std::string& self() const { return options_.self_url; }
 
-  // Installs the routing pre-handler. `tenant_of` authenticates the request (answering 401/429
-  // itself and returning nothing when the request must stop).
-  using TenantOf = std::function<std::optional<std::string>(const httplib::Request&, httplib::Response&)>;
-  void Install(httplib::Server& server, TenantOf tenant_of);
+  // Routes an authenticated request of `tenant` (called by the gateway's admission step, after
+  // the body was read and before the per-tenant limits): true when it was answered here (307 to
+  // the owner, or proxied to it), false when this node serves it.
+  bool Route(const httplib::Request& req, httplib::Response& res, const std::string& tenant);
+
+  // Liveness of this component's loops ("owner" and its topic follower; common/heartbeat.h).
+  // Call before Start(). Null (the default): none. Must outlive the loops.
+  void SetHeartbeats(Heartbeats* heartbeats) { heartbeats_ = heartbeats; }
 
  private:
+  Heartbeats* heartbeats_ = nullptr;
   Status Heartbeat(bool leaving);
   void Run();
   bool Routed(const httplib::Request& req) const;

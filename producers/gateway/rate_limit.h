@@ -2,8 +2,9 @@
 // requests in progress at once (Stripe's request-rate and concurrency limiters). Refusals carry
 // the seconds after which a retry may pass (the Retry-After header of the 429).
 //
-// Limits are per gateway node (a tenant spread over N nodes gets up to N times the rate; the
-// owner redirect keeps a tenant on one node). Threading: thread-safe; Permit is RAII.
+// Limits are per gateway node. With owner routing (owner.h) every routed request of a tenant is
+// admitted once, by its owner, so those limits hold for the cluster; submissions are not routed
+// (a tenant submitting to N nodes gets up to N times the rate). Threading: thread-safe; Permit is RAII.
 #pragma once
 
 #include <cstdint>

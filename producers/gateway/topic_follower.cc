@@ -66,7 +66,12 @@ Result<size_t> TopicFollower::PollOnce(std::chrono::milliseconds wait) {
 }
 
 void TopicFollower::Run() {
+  std::string component = "follow_" + topic_;  // a catalogue topic: bounded
+  for (char& c : component)
+    if (c == '.' || c == '-') c = '_';
+  auto beat = RegisterHeartbeat(heartbeats_, component);
   while (!stop_) {
+    beat->Beat();
     auto polled = PollOnce(std::chrono::milliseconds(50));
     if (!polled.ok()) {
       FF_LOG_WARN(Logger("gateway"), "following {}: {}", topic_, polled.status().ToString());

@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "common/heartbeat.h"
 #include "common/status.h"
 #include "topics/bus.h"
 
@@ -39,7 +40,12 @@ class TopicFollower {
   // Waits until the record at `offset` of `partition` has been applied. kTimeout otherwise.
   Status WaitApplied(int32_t partition, int64_t offset, std::chrono::milliseconds timeout);
 
+  // Liveness of this component's loops ("follow_<topic>" (e.g. follow_fax_keys); common/heartbeat.h).
+  // Call before Start(). Null (the default): none. Must outlive the loops.
+  void SetHeartbeats(Heartbeats* heartbeats) { heartbeats_ = heartbeats; }
+
  private:
+  Heartbeats* heartbeats_ = nullptr;
   Result<size_t> PollOnce(std::chrono::milliseconds wait);  // records applied
   void Run();
 

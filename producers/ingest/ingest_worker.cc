@@ -228,7 +228,9 @@ Status IngestWorker::Handle(const bus::Record& record) {
 
 void IngestWorker::Run() {
   auto log = Logger("ingest");
+  auto beat = RegisterHeartbeat(heartbeats_, "ingest");
   while (!stop_) {
+    beat->Beat();
     auto polled = consumer_->Poll(options_.poll_timeout, 50);
     if (!polled.ok()) {
       FF_LOG_WARN(log, "poll failed: {}", polled.status().ToString());

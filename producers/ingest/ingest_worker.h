@@ -32,6 +32,7 @@
 
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/heartbeat.h"
 #include "common/status.h"
 #include "producers/gateway/submission_service.h"
 #include "producers/ingest/ingest_record.h"
@@ -82,7 +83,12 @@ class IngestWorker {
   // for tests; needs Start() (for the DLQ producer) or is called from the worker thread.
   Status Handle(const bus::Record& record);
 
+  // Liveness of this component's loop ("ingest", common/heartbeat.h); call before Start().
+  // Null (the default): none. Must outlive the loop.
+  void SetHeartbeats(Heartbeats* heartbeats) { heartbeats_ = heartbeats; }
+
  private:
+  Heartbeats* heartbeats_ = nullptr;
   void Run();
   Status DeadLetterRecord(const bus::Record& record, const std::string& reason);
   // Fetches with bounded retries. Errors: kCancelled when stopping (do not dead-letter); any other

@@ -509,6 +509,51 @@ TEST_F(ApiTest, ATenantsKeyNeverReachesAnotherTenantsFaxes) {
   EXPECT_EQ(b.Get("/v1/faxes/" + b_ids[0]).status, 200);
 }
 
+// Cost (pricing.rates): per recipient from the pages the far end confirmed and the connected
+// time of the transmission report, tenant override, fax total; no cost without a price.
+TEST(ApiCostTest, CostPerRecipientFromTheReportWithTenantOverrideAndTotal) {
+  EmbeddedApi api({{"pricing.rates", "+1555=0.07/0.5,pricey@+1555=0.2/0"}, {"pricing.currency", "EUR"}});
+  auto check = [&](const std::string& tenant, double per_page, double per_minute) {
+    auto c = api.Tenant(tenant);
+    auto a = c.PostJson("/v1/faxes", json{{"to", kAnswer}, {"documents", json::array({TextDoc("cost\n")})}});
+    ASSERT_EQ(a.status, 202) << a.body;
+    const std::string id = a.json()["id"];
+    json st = AwaitDone(c, id);
+    ASSERT_TRUE(st.value("done", false)) << st.dump();
+    const json& r = st["recipients"][0];
+    ASSERT_TRUE(r.contains("cost")) << st.dump();
+    const json& cost = r["cost"];
+    EXPECT_EQ(cost["currency"], "EUR");
+    EXPECT_EQ(cost["pages"], r["pages_sent"]);
+    EXPECT_GE(r["pages_sent"].get<int>(), 1);
+    EXPECT_DOUBLE_EQ(cost["per_page"].get<double>(), per_page);
+    EXPECT_TRUE(cost["final"].get<bool>());
+    // Connected time = the call durations of the transmission report, per started second.
+    auto report = c.Get("/v1/faxes/" + id + "/report");
+    ASSERT_EQ(report.status, 200);
+    int64_t ms = 0;
+    for (const auto& at : report.json()["recipients"][0]["attempt_log"]) ms += at.value("duration_ms", int64_t{0});
+    const double seconds = static_cast<double>((ms + 999) / 1000);
+    EXPECT_NEAR(cost["minutes"].get<double>(), seconds / 60, 1e-4);
+    const double want = per_page * r["pages_sent"].get<int>() + per_minute * seconds / 60;
+    EXPECT_NEAR(cost["amount"].get<double>(), want, 1e-4) << cost.dump();
+    ASSERT_TRUE(st.contains("cost")) << "every recipient is priced: the fax shows the total";
+    EXPECT_NEAR(st["cost"]["amount"].get<double>(), cost["amount"].get<double>(), 1e-9);
+    EXPECT_TRUE(st["cost"]["final"].get<bool>());
+  };
+  check("cost-default", 0.07, 0.5);
+  check("pricey", 0.2, 0);
+
+  // A number without a price: no cost for it, and no fax total.
+  auto c = api.Tenant("cost-unpriced");
+  auto a = c.PostJson("/v1/faxes", json{{"to", "+442071234567"}, {"documents", json::array({TextDoc()})}});
+  ASSERT_EQ(a.status, 202) << a.body;
+  auto g = c.Get("/v1/faxes/" + a.json()["id"].get<std::string>());
+  ASSERT_EQ(g.status, 200);
+  EXPECT_FALSE(g.json()["recipients"][0].contains("cost")) << g.body;
+  EXPECT_FALSE(g.json().contains("cost")) << g.body;
+}
+
 TEST(ApiLimitsTest, PerTenantRateAndConcurrencyLimitsAnswer429WithRetryAfter) {
   EmbeddedApi api({{"gateway.rate_limit_per_second", "1"},
                    {"gateway.rate_limit_burst", "3"},

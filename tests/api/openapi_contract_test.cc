@@ -137,7 +137,9 @@ class ContractTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     spec_ = new json(ToJson(YAML::LoadFile(testing::SourceDir() + "/docs/openapi.yaml")));
-    api_ = new testing::EmbeddedApi();
+    // Prices on: every fax answer carries "cost", checked against the schema too.
+    api_ = new testing::EmbeddedApi(
+        std::vector<std::pair<std::string, std::string>>{{"pricing.rates", "*=0.01/0.02"}});
   }
   static void TearDownTestSuite() {
     delete api_;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -25,40 +26,21 @@ using namespace std::chrono_literals;
 class KafkaOutageTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    // The broker needs `port` and `port+1` (controller).
-    for (int attempt = 0; attempt < 20 && port_ == 0; ++attempt) {
-      const int p = testing::FreePortPair();
-      if (p > 0 && p < 65535) port_ = p;
-    }
-    ASSERT_NE(port_, 0);
     state_ = std::make_unique<testing::TempDir>("faxflow-kafka-outage");
-    if (Script("start") != 0) {
+    broker_ = std::make_unique<testing::PrivateKafkaBroker>(state_->path() + "/state");
+    if (!broker_->ok()) {
       const std::string why = "could not start a private broker with scripts/kafka (see its output above)";
       if (kafka_test::KafkaRequired()) FAIL() << why;
       GTEST_SKIP() << why << " [kafka integration tests skipped]";
     }
-    started_ = true;
   }
 
-  void TearDown() override {
-    if (started_) {
-      EXPECT_EQ(Script("stop"), 0);
-    }
-  }
+  // Runs `scripts/kafka <command>` for the private broker (stop / start keep its state).
+  int Script(const std::string& command) { return broker_->Script(command); }
+  std::string Bootstrap() const { return broker_->bootstrap(); }
 
-  int Script(const std::string& command) {
-    const std::string cmd = "FAXFLOW_KAFKA_PORT=" + std::to_string(port_) +
-                            " FAXFLOW_KAFKA_STATE=" + state_->path() + "/state " + testing::SourceDir() +
-                            "/scripts/kafka " + command + " >&2";
-    const int rc = std::system(cmd.c_str());
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  }
-
-  std::string Bootstrap() const { return "127.0.0.1:" + std::to_string(port_); }
-
-  int port_ = 0;
-  bool started_ = false;
-  std::unique_ptr<testing::TempDir> state_;
+  std::unique_ptr<testing::TempDir> state_;              // outlives the broker (its state dir)
+  std::unique_ptr<testing::PrivateKafkaBroker> broker_;  // stopped by its destructor
 };
 
 TEST_F(KafkaOutageTest, ProduceFailsRetryablyWhileTheBrokerIsDownAndRecoversAfterRestart) {

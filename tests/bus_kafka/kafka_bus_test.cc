@@ -265,20 +265,29 @@ TEST_F(KafkaBusTest, ConcurrentProducersLoseNothing) {
   std::vector<std::thread> threads;
   std::mutex mu;
   std::set<std::pair<int32_t, int64_t>> positions;
+  std::map<std::string, std::pair<int32_t, int64_t>> produced;  // key -> where it was written
+  const auto produce_start = std::chrono::steady_clock::now();
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kEach; ++i) {
-        auto pos = p.Produce(Msg(topic, "t" + std::to_string(t) + "-" + std::to_string(i), "v"));
+        const std::string key = "t" + std::to_string(t) + "-" + std::to_string(i);
+        auto pos = p.Produce(Msg(topic, key, "v"));
         if (!pos.ok()) {
           ++failures;
+          ADD_FAILURE() << key << ": " << pos.status().ToString();
           continue;
         }
+        EXPECT_GE(pos->offset, 0) << key << ": a delivered record has an offset";
         std::lock_guard<std::mutex> lock(mu);
         positions.insert({pos->partition, pos->offset});
+        produced[key] = {pos->partition, pos->offset};
       }
     });
   }
   for (auto& th : threads) th.join();
+  const auto produce_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - produce_start)
+          .count();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(positions.size(), static_cast<size_t>(kThreads * kEach)) << "two records at one position";
 
@@ -289,7 +298,13 @@ TEST_F(KafkaBusTest, ConcurrentProducersLoseNothing) {
   auto records = PollCount(*consumer, kThreads * kEach);
   std::set<std::string> keys;
   for (const auto& r : records) keys.insert(r.key);
-  EXPECT_EQ(keys.size(), static_cast<size_t>(kThreads * kEach));
+  std::string missing;
+  for (const auto& [key, pos] : produced) {
+    if (!keys.contains(key))
+      missing += " " + key + "@p" + std::to_string(pos.first) + ":" + std::to_string(pos.second);
+  }
+  EXPECT_EQ(keys.size(), static_cast<size_t>(kThreads * kEach))
+      << records.size() << " records consumed; produced in " << produce_ms << " ms; missing:" << missing;
 }
 
 TEST_F(KafkaBusTest, MetricsCountRecordsCommitsAndTransactions) {

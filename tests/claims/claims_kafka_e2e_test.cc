@@ -48,22 +48,6 @@ constexpr int kPartitions = 12;
 constexpr int kHeartbeatMs = 500;
 constexpr int kExpiryMs = 3000;
 
-
-
-double MetricSum(int port, const std::string& name) {
-  auto body = HttpGet(port, "/metrics").body;
-  double sum = 0;
-  std::istringstream in(body);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(name, 0) != 0) continue;
-    const char next = line.size() > name.size() ? line[name.size()] : ' ';
-    if (next != ' ' && next != '{') continue;
-    sum += std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return sum;
-}
-
 int AdminPort(const ChildProcess& p) {
   const std::string log = p.Log();
   const std::string marker = "metrics on http://127.0.0.1:";
@@ -446,7 +430,7 @@ TEST_F(ClaimsKafkaE2E, KillNineIsReownedWithinTenSecondsAndProcessingContinues) 
   Outputs out(*bus_);
   for (int i = 0; i < 24; ++i) Submit(i % kPartitions);
   const int admin_b = AdminPort(*workers_["kill-b"]);
-  ASSERT_TRUE(Await([&] { return MetricSum(admin_b, "faxflow_imaging_renders_total") >= 1; },
+  ASSERT_TRUE(Await([&] { return ScrapeMetric(admin_b, "faxflow_imaging_renders_total") >= 1; },
                     std::chrono::seconds(60)));
 
   workers_["kill-b"]->Signal(SIGKILL);
@@ -468,8 +452,8 @@ TEST_F(ClaimsKafkaE2E, KillNineIsReownedWithinTenSecondsAndProcessingContinues) 
   for (int i = 0; i < 24; ++i) Submit(i % kPartitions);
   ExpectAllExactlyOnce(out, std::chrono::seconds(120));
   const int admin_a = AdminPort(*workers_["kill-a"]);
-  EXPECT_GE(MetricSum(admin_a, "faxflow_claims_takeover_seconds_count") +
-                MetricSum(AdminPort(*workers_["kill-c"]), "faxflow_claims_takeover_seconds_count"),
+  EXPECT_GE(ScrapeMetric(admin_a, "faxflow_claims_takeover_seconds_count") +
+                ScrapeMetric(AdminPort(*workers_["kill-c"]), "faxflow_claims_takeover_seconds_count"),
             1.0);
 }
 
@@ -487,7 +471,7 @@ TEST_F(ClaimsKafkaE2E, StoppedStaleOwnerIsFencedAndItsLateOutputNeverVisible) {
     for (int32_t p : owned_a) Submit(p, /*slow=*/true);
   const int admin_a = AdminPort(*workers_["stop-a"]);
   ASSERT_GT(admin_a, 0);
-  ASSERT_TRUE(Await([&] { return MetricSum(admin_a, "faxflow_imaging_documents_in_flight") >= 1; },
+  ASSERT_TRUE(Await([&] { return ScrapeMetric(admin_a, "faxflow_imaging_documents_in_flight") >= 1; },
                     std::chrono::seconds(60)));
   workers_["stop-a"]->Signal(SIGSTOP);
   const std::vector<std::string> others = {"stop-b", "stop-c"};
@@ -507,8 +491,8 @@ TEST_F(ClaimsKafkaE2E, StoppedStaleOwnerIsFencedAndItsLateOutputNeverVisible) {
 
   workers_["stop-a"]->Signal(SIGCONT);
   // a finishes the render it was doing; its commit is fenced (counted), nothing becomes visible.
-  ASSERT_TRUE(
-      Await([&] { return MetricSum(admin_a, "faxflow_claims_fenced_total") >= 1; }, std::chrono::seconds(60)))
+  ASSERT_TRUE(Await([&] { return ScrapeMetric(admin_a, "faxflow_claims_fenced_total") >= 1; },
+                    std::chrono::seconds(60)))
       << workers_["stop-a"]->Log().substr(0, 20000);
   // Give any late output of a the time to (not) show up, then check: still exactly once, and no
   // job of a beyond those committed before it was stopped... unless a re-owned partitions, in

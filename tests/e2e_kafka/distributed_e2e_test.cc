@@ -76,7 +76,10 @@ class Cluster {
     std::vector<std::string> extra = {"--set", "instance.index=" + std::to_string(index), "--set", "instance.count=2"};
     if (role == "modem") {
       extra.insert(extra.end(), {"--set", "sim.received_dir=" + dir_ + "/received-" + name, "--set", "modem.channels=3",
-                                  "--set", "modem.retry.max_dials=1"});  // single attempts: outcomes as asserted
+                                  "--set", "modem.retry.max_dials=1",  // single attempts: outcomes as asserted
+                                  // one job per call: the drop-after-2 far end then cuts every
+                                  // recipient's own call (shared calls: modem_scenario_matrix_test)
+                                  "--set", "modem.batch_max=1"});
     }
     return Spawn(role, name, extra);
   }

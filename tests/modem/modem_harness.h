@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -207,6 +209,16 @@ class ModemHarness {
   int Dials(const std::string& job_id) {
     int n = 0;
     for (const auto& c : Calls()) n += c.value("job_id", "") == job_id;
+    return n;
+  }
+  // Calls placed: a call that carried several jobs has one record per job, with the same "call".
+  int CallsPlaced() {
+    std::set<std::string> seen;
+    int n = 0;
+    for (const auto& c : Calls()) {
+      const std::string call = c.value("call", "");
+      if (call.empty() || seen.insert(call).second) ++n;
+    }
     return n;
   }
   // Pages the far end received for a job, over all its calls in attempt order.

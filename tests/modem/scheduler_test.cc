@@ -47,6 +47,63 @@ TEST(Scheduler, HigherPriorityFirstThenArrivalOrder) {
   EXPECT_EQ(Drain(s, 0), (std::vector<std::string>{"high", "mid", "low1", "low2"}));
 }
 
+bool AnyCompatible(const v1::OutboundJob&, const v1::OutboundJob&) { return true; }
+
+std::vector<std::string> Ids(const std::vector<SchedJob>& jobs) {
+  std::vector<std::string> out;
+  for (const auto& j : jobs) out.push_back(j.job.job_id());
+  return out;
+}
+
+TEST(Scheduler, CompanionsRideTheCallOfTheirNumberUpToMax) {
+  Scheduler s(1);
+  ASSERT_TRUE(s.Add(Make("a1", "1", 0)));
+  ASSERT_TRUE(s.Add(Make("b1", "2", 0)));
+  ASSERT_TRUE(s.Add(Make("a2", "1", 0)));
+  ASSERT_TRUE(s.Add(Make("a3", "1", 0, 5000)));  // not ready yet
+  ASSERT_TRUE(s.Add(Make("a4", "1", 0)));
+  ASSERT_TRUE(s.Add(Make("a5", "1", 0)));
+  auto lead = s.TakeNext(0);
+  ASSERT_TRUE(lead);
+  EXPECT_EQ(lead->job.job_id(), "a1");
+  auto companions = s.TakeCompanions(*lead, 0, 2, AnyCompatible);
+  EXPECT_EQ(Ids(companions), (std::vector<std::string>{"a2", "a4"})) << "ready ones, in order, at most 2";
+  EXPECT_EQ(s.ActiveCalls("1"), 1) << "one call, one slot";
+  EXPECT_FALSE(s.Add(Make("a2", "1", 0))) << "a companion is in progress";
+  // Another channel may still call number 2 but not number 1.
+  auto other = s.TakeNext(0);
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->job.job_id(), "b1");
+  // The call ends: a companion's retry goes back to the queue, the slot is freed once.
+  s.Done(*lead);
+  s.Requeue(std::move(companions[0]), 100);
+  s.Done(companions[1]);
+  EXPECT_EQ(s.ActiveCalls("1"), 0);
+  auto next = s.TakeNext(100);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->job.job_id(), "a2");
+  EXPECT_FALSE(next->companion) << "a requeued companion leads its next call";
+}
+
+TEST(Scheduler, CompanionsNeverOvertakeAMoreUrgentJobElsewhere) {
+  Scheduler s(1);
+  ASSERT_TRUE(s.Add(Make("a1", "1", 5)));
+  ASSERT_TRUE(s.Add(Make("a2", "1", 0)));  // outranked by b (3) waiting for number 2
+  ASSERT_TRUE(s.Add(Make("a3", "1", 3)));  // equal to b: may ride along
+  ASSERT_TRUE(s.Add(Make("b", "2", 3)));
+  auto lead = s.TakeNext(0);
+  ASSERT_TRUE(lead);
+  EXPECT_EQ(lead->job.job_id(), "a1");
+  EXPECT_EQ(Ids(s.TakeCompanions(*lead, 0, 8, AnyCompatible)), (std::vector<std::string>{"a3"}));
+  // Incompatible jobs (another tenant, resolution, ...) never share the call.
+  Scheduler t(1);
+  ASSERT_TRUE(t.Add(Make("x1", "1", 0)));
+  ASSERT_TRUE(t.Add(Make("x2", "1", 0)));
+  auto x = t.TakeNext(0);
+  ASSERT_TRUE(x);
+  EXPECT_TRUE(t.TakeCompanions(*x, 0, 8, [](const auto&, const auto&) { return false; }).empty());
+}
+
 TEST(Scheduler, DuplicateJobIdIsRefusedWhileQueuedOrInProgress) {
   Scheduler s(1);
   ASSERT_TRUE(s.Add(Make("a", "1", 0)));

@@ -16,6 +16,11 @@ TEST(ParseBehaviourTest, KnownBehaviours) {
   EXPECT_EQ(ParseBehaviour("no_answer")->kind, FarEndKind::kNoAnswer);
   EXPECT_EQ(ParseBehaviour("voice")->kind, FarEndKind::kVoice);
   EXPECT_EQ(ParseBehaviour("silence")->kind, FarEndKind::kSilence);
+  EXPECT_EQ(ParseBehaviour("train_fail:v17")->kind, FarEndKind::kTrainFail);
+  EXPECT_FALSE(ParseBehaviour("train_fail:v17")->fail_ecm);
+  EXPECT_TRUE(ParseBehaviour("train_fail:v17+ecm")->fail_ecm);
+  EXPECT_EQ(ParseBehaviour("train_fail:v17+ecm")->ToString(), "train_fail:v17+ecm");
+  EXPECT_FALSE(ParseBehaviour("train_fail:9600").ok());
   auto drop = ParseBehaviour("drop_after:3");
   ASSERT_TRUE(drop.ok());
   EXPECT_EQ(drop->kind, FarEndKind::kDropAfter);

@@ -78,6 +78,127 @@ TEST(HealthTest, RefreshThreadBeatsProcessAndEvaluatesChecks) {
   EXPECT_TRUE(Contains(m, "faxflow_process_ready 1")) << m;
 }
 
+// A worker loop that beats on every turn and can be made to hang (as a loop blocked on a dead
+// dependency would): its turns are driven by the test so the clock alone decides the ages.
+class FakeLoop {
+ public:
+  FakeLoop(Heartbeats& heartbeats, std::string_view component,
+           std::chrono::milliseconds min_stall = std::chrono::milliseconds(0))
+      : beat_(heartbeats.Register(component, min_stall)) {}
+  void Turn() {
+    if (!stuck) beat_->Beat();
+  }
+  void End() { beat_.reset(); }
+  bool stuck = false;
+
+ private:
+  std::unique_ptr<Heartbeat> beat_;
+};
+
+TEST(HealthTest, AStalledWorkerLoopMakesTheProcessNotReadyAndShowsItsAge) {
+  MetricsRegistry registry;
+  ManualClock clock;
+  Health health(registry, clock);
+  health.SetStallThreshold(std::chrono::seconds(120));
+  FakeLoop imaging(health, "imaging");
+  FakeLoop channel_a(health, "modem_channel"), channel_b(health, "modem_channel");
+  // A render may take long: this loop's own threshold is higher.
+  FakeLoop slow(health, "slow", std::chrono::seconds(300));
+  auto turn_all = [&] {
+    for (FakeLoop* l : {&imaging, &channel_a, &channel_b, &slow}) l->Turn();
+  };
+  for (int i = 0; i < 10; ++i) {
+    clock.Advance(std::chrono::seconds(20));
+    turn_all();
+    ASSERT_TRUE(health.Ready().ok()) << health.Ready().ToString();
+  }
+  std::string m = SerializeMetrics(registry);
+  EXPECT_TRUE(Contains(m, "faxflow_worker_heartbeat_age_seconds{component=\"modem_channel\"} 0")) << m;
+  EXPECT_TRUE(Contains(m, "faxflow_worker_heartbeat_stall_threshold_seconds{component=\"imaging\"} 120"))
+      << m;
+  EXPECT_TRUE(Contains(m, "faxflow_worker_heartbeat_stall_threshold_seconds{component=\"slow\"} 300")) << m;
+  EXPECT_TRUE(Contains(m, "faxflow_readiness_check_ok{check=\"heartbeats\"} 1")) << m;
+
+  // One channel of two hangs: the other keeps beating, the component still shows the stuck one.
+  channel_b.stuck = true;
+  slow.stuck = true;
+  for (int i = 0; i < 6; ++i) {
+    clock.Advance(std::chrono::seconds(20));
+    turn_all();
+  }
+  Status s = health.Ready();  // 120 s without a beat is not yet over the threshold
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  clock.Advance(std::chrono::seconds(5));
+  turn_all();
+  s = health.Ready();
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(s.retryable());
+  EXPECT_TRUE(Contains(s.ToString(), "heartbeats")) << s.ToString();
+  EXPECT_TRUE(Contains(s.ToString(), "modem_channel has not beaten for 125.0 s")) << s.ToString();
+  EXPECT_FALSE(Contains(s.ToString(), "imaging")) << s.ToString();
+  EXPECT_FALSE(Contains(s.ToString(), "slow")) << s.ToString();  // 125 s < its 300 s
+  m = SerializeMetrics(registry);
+  EXPECT_TRUE(Contains(m, "faxflow_worker_heartbeat_age_seconds{component=\"modem_channel\"} 125")) << m;
+  EXPECT_TRUE(Contains(m, "faxflow_worker_heartbeat_age_seconds{component=\"imaging\"} 0")) << m;
+  EXPECT_TRUE(Contains(m, "faxflow_process_ready 0")) << m;
+  EXPECT_TRUE(Contains(m, "faxflow_readiness_check_ok{check=\"heartbeats\"} 0")) << m;
+  // The timestamp gauge carries the stuck loop's last beat (unix 1700000000 + 200 s).
+  EXPECT_TRUE(Contains(m, "faxflow_heartbeat_timestamp_seconds{component=\"modem_channel\"} 1700000200"))
+      << m;
+
+  clock.Advance(std::chrono::seconds(200));
+  turn_all();
+  s = health.Ready();
+  EXPECT_TRUE(Contains(s.ToString(), "slow has not beaten")) << s.ToString();
+
+  // The loops come back: ready again.
+  channel_b.stuck = false;
+  slow.stuck = false;
+  turn_all();
+  EXPECT_TRUE(health.Ready().ok()) << health.Ready().ToString();
+
+  // A loop that ended (its worker stopped) is no longer watched, nor exported.
+  FakeLoop gone(health, "gone");
+  EXPECT_TRUE(health.Ready().ok());
+  EXPECT_TRUE(
+      Contains(SerializeMetrics(registry), "faxflow_worker_heartbeat_age_seconds{component=\"gone\"}"));
+  gone.End();
+  EXPECT_TRUE(health.Ready().ok());
+  EXPECT_FALSE(Contains(SerializeMetrics(registry), "component=\"gone\""));
+  imaging.stuck = true;
+  imaging.End();
+  clock.Advance(std::chrono::seconds(100));
+  channel_a.Turn();
+  channel_b.Turn();
+  slow.Turn();
+  clock.Advance(std::chrono::seconds(100));
+  channel_a.Turn();
+  channel_b.Turn();
+  slow.Turn();
+  EXPECT_TRUE(health.Ready().ok()) << health.Ready().ToString();
+
+  // Threshold 0: stall detection off (ages still exported).
+  channel_a.stuck = true;
+  clock.Advance(std::chrono::seconds(1000));
+  health.SetStallThreshold(std::chrono::milliseconds(0));
+  EXPECT_TRUE(health.Ready().ok()) << health.Ready().ToString();
+  EXPECT_TRUE(Contains(SerializeMetrics(registry),
+                       "faxflow_worker_heartbeat_age_seconds{component=\"modem_channel\"} 1000"));
+}
+
+TEST(HealthTest, HeartbeatHandlesMayOutliveHealth) {
+  ManualClock clock;
+  std::unique_ptr<Heartbeat> beat;
+  {
+    MetricsRegistry registry;
+    Health health(registry, clock);
+    beat = health.Register("status");
+  }
+  beat->Beat();  // no crash, no effect
+  beat.reset();
+  EXPECT_NE(RegisterHeartbeat(nullptr, "x"), nullptr);
+}
+
 // Stands in for StatusStore::GetBooks.
 struct FakeBooks {
   Result<Books> Read() const {

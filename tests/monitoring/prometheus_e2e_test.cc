@@ -530,31 +530,15 @@ TEST(PrometheusE2E, KafkaPanelsHaveDataOnTheKafkaBus) {
   ASSERT_FALSE(FindProgram("prometheus").empty()) << "Debian package prometheus is required (scripts/deps)";
   const auto start = std::chrono::steady_clock::now();
   TempDir dir("faxflow-prom-kafka");
-  int broker_port = 0;
-  auto kafka = [&](const std::string& command) {
-    return RunCommand("FAXFLOW_KAFKA_PORT=" + std::to_string(broker_port) + " FAXFLOW_KAFKA_STATE=" +
-                      dir.path() + "/kafka " + SourceDir() + "/scripts/kafka " + command);
-  };
-  bool broker = false;
-  for (int attempt = 0; attempt < 3 && !broker; ++attempt) {  // the broker also needs port+1
-    broker_port = FreePortPair();
-    broker = kafka("start --fresh").first == 0;
-    if (!broker) kafka("stop");
-  }
-  ASSERT_TRUE(broker) << "scripts/kafka could not start a private broker";
-  struct StopBroker {
-    std::function<void()> stop;
-    ~StopBroker() { stop(); }
-  } stop_broker{[&] { kafka("stop"); }};
+  PrivateKafkaBroker broker(dir.path() + "/kafka");  // fresh state, free ports; stopped at the end
+  ASSERT_TRUE(broker.ok()) << "scripts/kafka could not start a private broker";
 
   // The broker answers metadata requests before faxflow starts (its start-up waits only 60 s).
-  ASSERT_TRUE(
-      Await([&] { return RunCommand("kcat -m 5 -L -b 127.0.0.1:" + std::to_string(broker_port)).first == 0; },
-            std::chrono::seconds(90), std::chrono::milliseconds(500)));
+  ASSERT_TRUE(Await([&] { return RunCommand("kcat -m 5 -L -b " + broker.bootstrap()).first == 0; },
+                    std::chrono::seconds(90), std::chrono::milliseconds(500)));
   std::filesystem::create_directories(dir.path() + "/all");
-  FaxflowAll app(dir.path() + "/all",
-                 {"bus.backend=kafka", "kafka.bootstrap=127.0.0.1:" + std::to_string(broker_port),
-                  "modem.channels=2", "modem.retry.max_dials=1", "claims.mode=off"});
+  FaxflowAll app(dir.path() + "/all", {"bus.backend=kafka", "kafka.bootstrap=" + broker.bootstrap(),
+                                       "modem.channels=2", "modem.retry.max_dials=1", "claims.mode=off"});
   const std::vector<std::pair<std::string, int>> targets = {{"faxflow-all", app.port()}};
   Prometheus prom(dir.path() + "/prometheus", targets);
   ASSERT_TRUE(

@@ -23,22 +23,6 @@ using nlohmann::json;
 
 constexpr char kAdmin[] = "admin-secret-token";
 
-
-double Metric(int port, const std::string& name, const std::string& label = "") {
-  auto r = HttpGet(port, "/metrics");
-  std::istringstream in(r.body);
-  std::string line;
-  double sum = 0;
-  while (std::getline(in, line)) {
-    if (line.rfind(name, 0) != 0) continue;
-    const char next = line.size() > name.size() ? line[name.size()] : ' ';
-    if (next != ' ' && next != '{') continue;
-    if (!label.empty() && line.find(label) == std::string::npos) continue;
-    sum += std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return sum;
-}
-
 struct Node {
   int port = 0;
   std::string mode;
@@ -81,7 +65,7 @@ TEST(OwnerKafka, WrongNodeRedirectsOrProxiesAndADeadNodesTenantsMoveWithinTenSec
         n.proc->Running())
         << n.proc->Log();
   for (auto& n : nodes)
-    ASSERT_TRUE(Await([&] { return Metric(n.port, "faxflow_gateway_owner_members") == 3; }, 30s, 200ms))
+    ASSERT_TRUE(Await([&] { return ScrapeMetric(n.port, "faxflow_gateway_owner_members") == 3; }, 30s, 200ms))
         << n.url() << " does not see 3 gateway nodes\n"
         << n.proc->Log();
 
@@ -186,9 +170,9 @@ TEST(OwnerKafka, WrongNodeRedirectsOrProxiesAndADeadNodesTenantsMoveWithinTenSec
     }
     EXPECT_EQ(r->status, 404) << "node " << n << ": " << r->body;
   }
-  EXPECT_GT(Metric(nodes[0].port, "faxflow_gateway_owner_redirects_total"), 0);
-  EXPECT_GT(Metric(nodes[1].port, "faxflow_gateway_owner_proxied_total", "outcome=\"ok\"") +
-                Metric(nodes[2].port, "faxflow_gateway_owner_proxied_total", "outcome=\"ok\""),
+  EXPECT_GT(ScrapeMetric(nodes[0].port, "faxflow_gateway_owner_redirects_total"), 0);
+  EXPECT_GT(ScrapeMetric(nodes[1].port, "faxflow_gateway_owner_proxied_total", {{"outcome", "ok"}}) +
+                ScrapeMetric(nodes[2].port, "faxflow_gateway_owner_proxied_total", {{"outcome", "ok"}}),
             0);
 
   // kill -9 a node that owns tenants (not node 0, which we use to observe).

@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -124,7 +126,8 @@ PrivateKafkaBroker::~PrivateKafkaBroker() { Script("stop"); }
 int PrivateKafkaBroker::Script(const std::string& command) const {
   const std::string cmd = "FAXFLOW_KAFKA_PORT=" + std::to_string(port_) + " FAXFLOW_KAFKA_STATE=" + state_ +
                           " " + SourceDir() + "/scripts/kafka " + command + " >&2";
-  return std::system(cmd.c_str());
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 ChildProcess::ChildProcess(std::vector<std::string> argv, std::string log_path,
@@ -198,6 +201,52 @@ HttpResponse HttpPostForm(int port, const std::string& path, const std::vector<F
   auto r = c.Post(path.c_str(), items);
   if (!r) return {};
   return {r->status, r->body};
+}
+
+double MetricSum(const std::string& metrics_text, const std::string& name, const MetricLabels& labels) {
+  double sum = 0;
+  size_t at = 0;
+  while (at < metrics_text.size()) {
+    size_t end = metrics_text.find('\n', at);
+    if (end == std::string::npos) end = metrics_text.size();
+    const std::string_view line(metrics_text.data() + at, end - at);
+    at = end + 1;
+    if (line.empty() || line[0] == '#' || line.substr(0, name.size()) != name) continue;
+    const char next = line.size() > name.size() ? line[name.size()] : ' ';
+    if (next != ' ' && next != '{') continue;
+    const size_t space = line.rfind(' ');
+    if (space == std::string_view::npos) continue;
+    if (next == '{') {
+      const size_t close = line.rfind('}', space);
+      if (close == std::string_view::npos) continue;
+      const std::string_view set = line.substr(name.size() + 1, close - name.size() - 1);
+      bool all = true;
+      for (const auto& [k, v] : labels) {
+        // Label pairs are `k="v"` separated by commas; values here never contain `",`.
+        const std::string pair = k + "=\"" + v + "\"";
+        size_t pos = set.find(pair);
+        bool found = false;
+        while (pos != std::string_view::npos && !found) {
+          const bool starts = pos == 0 || set[pos - 1] == ',';
+          const bool ends = pos + pair.size() == set.size() || set[pos + pair.size()] == ',';
+          found = starts && ends;
+          pos = set.find(pair, pos + 1);
+        }
+        all = all && found;
+      }
+      if (!all) continue;
+    } else if (!labels.empty()) {
+      continue;
+    }
+    sum += std::strtod(std::string(line.substr(space + 1)).c_str(), nullptr);
+  }
+  return sum;
+}
+
+double ScrapeMetric(int port, const std::string& name, const MetricLabels& labels) {
+  auto r = HttpGet(port, "/metrics");
+  if (r.status != 200) return std::nan("");
+  return MetricSum(r.body, name, labels);
 }
 
 }  // namespace faxflow::testing

@@ -97,4 +97,11 @@ struct FormPart {
 };
 HttpResponse HttpPostForm(int port, const std::string& path, const std::vector<FormPart>& parts);
 
+// Prometheus text exposition: the sum of the samples named exactly `name` (a family, or one of its
+// _bucket/_count/_sum series) whose labels include every pair of `labels`; 0 when none matches.
+using MetricLabels = std::map<std::string, std::string>;
+double MetricSum(const std::string& metrics_text, const std::string& name, const MetricLabels& labels = {});
+// GET /metrics on 127.0.0.1:`port`, then MetricSum; NaN when /metrics does not answer 200.
+double ScrapeMetric(int port, const std::string& name, const MetricLabels& labels = {});
+
 }  // namespace faxflow::testing

@@ -94,7 +94,9 @@ Status ClaimsMember::Start() {
     const auto poll =
         std::min<std::chrono::milliseconds>(std::chrono::milliseconds(200), options_.heartbeat / 2);
     Status last;
+    auto beat = RegisterHeartbeat(heartbeats_, "claims");
     while (!stop_.load()) {
+      beat->Beat();
       Status s = Step(poll);
       if (!s.ok()) {
         if (s.ToString() != last.ToString()) FF_LOG_WARN(log, "{}: {}", options_.worker_id, s.ToString());

@@ -33,6 +33,7 @@
 
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/heartbeat.h"
 #include "common/load.h"
 #include "common/metrics.h"
 #include "common/status.h"
@@ -97,7 +98,12 @@ class ClaimsMember {
   void ObserveTakeover(double seconds) { metrics_.takeover_seconds.Observe(seconds); }
   void CountFenced() { metrics_.fenced.Increment(); }
 
+  // Liveness of this component's loop ("claims", common/heartbeat.h); call before Start().
+  // Null (the default): none. Must outlive the loop.
+  void SetHeartbeats(Heartbeats* heartbeats) { heartbeats_ = heartbeats; }
+
  private:
+  Heartbeats* heartbeats_ = nullptr;
   Status Heartbeat();
   int64_t Lag();
 

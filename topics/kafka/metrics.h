@@ -20,6 +20,7 @@ struct KafkaBusMetrics {
                      .Register(registry)),
         produced_ok(produced.Add({{"result", "ok"}})),
         produced_error(produced.Add({{"result", "error"}})),
+        resent(produced.Add({{"result", "resent"}})),
         produce_seconds(prometheus::BuildHistogram()
                             .Name("faxflow_kafka_produce_seconds")
                             .Help("Time from Produce/ProduceBatch call to the last delivery report.")
@@ -55,6 +56,7 @@ struct KafkaBusMetrics {
   prometheus::Family<prometheus::Counter>& produced;
   prometheus::Counter& produced_ok;
   prometheus::Counter& produced_error;
+  prometheus::Counter& resent;  // acknowledged without an offset, sent again (kafka_bus.cc)
   prometheus::Histogram& produce_seconds;
   prometheus::Counter& consumed;
   prometheus::Family<prometheus::Counter>& commits;

@@ -1,6 +1,7 @@
 #include "workers/imaging/imaging_worker.h"
 
 #include <algorithm>
+#include <future>
 #include <map>
 #include <set>
 
@@ -9,8 +10,8 @@
 #include "schemas/event.pb.h"
 #include "schemas/job.pb.h"
 #include "schemas/submission.pb.h"
-#include "topics/dead_letter.h"
 #include "topics/catalogue.h"
+#include "topics/dead_letter.h"
 #include "workers/imaging/sniff.h"
 
 namespace faxflow::imaging {
@@ -62,6 +63,10 @@ class InFlight {
 ImagingOptions ImagingOptions::FromConfig(const Config& config) {
   ImagingOptions o;
   if (config.imaging_workers > 0) o.threads = static_cast<int>(config.imaging_workers);
+  if (config.imaging_txn_max_records > 0)
+    o.txn_max_records = static_cast<int>(config.imaging_txn_max_records);
+  if (config.imaging_txn_linger_ms >= 0)
+    o.txn_linger = std::chrono::milliseconds(config.imaging_txn_linger_ms);
   o.renderer = RendererOptions::FromConfig(config);
   if (!config.site.empty()) o.site = config.site;
   return o;
@@ -75,6 +80,7 @@ struct ImagingWorker::Thread {
   std::map<int32_t, std::unique_ptr<bus::TransactionalProducer>> producers;
   uint64_t assigned_generation = 0;
   std::thread thread;
+  Heartbeat* beat = nullptr;  // of Run(), while it runs
 };
 
 std::string ImagingWorker::TransactionalId(const std::string& site, int32_t partition) {
@@ -99,7 +105,8 @@ Status ImagingWorker::Start() {
   if (started_) return Status::Permanent(Code::kFailedPrecondition, "imaging worker already started");
   FF_RETURN_IF_ERROR(renderer_.CheckGhostscript());
   FF_ASSIGN_OR_RETURN(partition_count_, bus_.PartitionCount(std::string(bus::topic::kSubmissions)));
-  std::string prefix = "faxflow-imaging-" + options_.site + (options_.instance.empty() ? "" : "-" + options_.instance);
+  std::string prefix =
+      "faxflow-imaging-" + options_.site + (options_.instance.empty() ? "" : "-" + options_.instance);
   if (!options_.worker_id.empty()) prefix = "faxflow-imaging-" + options_.worker_id;
   for (int i = 0; i < options_.threads; ++i) {
     auto t = std::make_unique<Thread>();
@@ -203,7 +210,8 @@ Status ImagingWorker::Reassign(Thread& t) {
     taken.push_back(p);
   }
   std::vector<bus::TopicPartition> assignment;
-  for (const auto& [p, producer] : t.producers) assignment.push_back({std::string(bus::topic::kSubmissions), p});
+  for (const auto& [p, producer] : t.producers)
+    assignment.push_back({std::string(bus::topic::kSubmissions), p});
   Status s = t.consumer->Assign(assignment);
   if (!s.ok()) return s;
   if (options_.follow_claims) {
@@ -222,14 +230,21 @@ void ImagingWorker::DropPartition(Thread& t, int32_t partition) {
   for (const auto& tp : t.consumer->Assignment())
     if (tp.partition != partition) keep.push_back(tp);
   Status s = t.consumer->Assign(keep);
-  if (!s.ok()) FF_LOG_WARN(Logger("imaging"), "{}: unassigning partition {}: {}", t.name, partition, s.ToString());
+  if (!s.ok())
+    FF_LOG_WARN(Logger("imaging"), "{}: unassigning partition {}: {}", t.name, partition, s.ToString());
   t.producers.erase(partition);
 }
 
 void ImagingWorker::Run(Thread& t) {
   auto log = Logger("imaging");
+  // One document renders for up to the Ghostscript timeout between beats.
+  const auto render_limit =
+      std::chrono::milliseconds(static_cast<int64_t>(options_.renderer.timeout_seconds * 1000));
+  auto beat = RegisterHeartbeat(options_.heartbeats, "imaging", render_limit + std::chrono::seconds(60));
+  t.beat = beat.get();
   auto backoff = options_.retry_backoff_initial;
   while (!stop_.load()) {
+    beat->Beat();
     uint64_t generation = partitions_generation_.load();
     if (generation != t.assigned_generation) {
       Status s = Reassign(t);
@@ -249,8 +264,9 @@ void ImagingWorker::Run(Thread& t) {
       Backoff(options_.poll_timeout);
       continue;
     }
-    // One record at a time: Stop() waits for at most one document.
-    auto polled = t.consumer->Poll(options_.poll_timeout, 1);
+    // Up to txn_max_records at a time; Stop() waits for the documents of one batch at most
+    // (documents already rendered are committed, the rest are redelivered to the next owner).
+    auto polled = t.consumer->Poll(options_.poll_timeout, static_cast<size_t>(options_.txn_max_records));
     if (!polled.ok()) {
       FF_LOG_WARN(log, "{}: poll failed: {}", t.name, polled.status().ToString());
       if (polled.status().fatal()) {
@@ -261,72 +277,219 @@ void ImagingWorker::Run(Thread& t) {
       backoff = std::min(backoff * 2, options_.retry_backoff_max);
       continue;
     }
-    for (const auto& record : *polled) {
-      auto delay = options_.retry_backoff_initial;
-      bool dropped = false;
-      while (true) {
-        Status s = ProcessRecord(t, record);
-        if (s.ok()) break;
-        if (s.code() == Code::kFenced && options_.follow_claims) {
-          // A newer owner took this partition: drop it; the claims decide whether it comes back.
-          FF_LOG_WARN(log, "{}: partition {} fenced by a newer owner, released ({}/{}/{} left to it): {}", t.name,
-                      record.partition, record.topic, record.partition, record.offset, s.ToString());
-          DropPartition(t, record.partition);
-          if (options_.on_partition_fenced) options_.on_partition_fenced(record.partition);
-          t.assigned_generation = 0;  // re-evaluate the share (after a pause, below)
-          dropped = true;
-          break;
-        }
-        if (s.fatal() || s.code() == Code::kFenced) {
-          FF_LOG_ERROR(log, "{}: FATAL, thread stops: {} ({}/{}/{})", t.name, s.ToString(), record.topic,
-                       record.partition, record.offset);
-          SetFatal(s);
-          return;
-        }
-        metrics_.renders_retry.Increment();
-        FF_LOG_WARN(log, "{}: retrying {}/{}/{} in {} ms: {}", t.name, record.topic, record.partition,
-                    record.offset, delay.count(), s.ToString());
-        Backoff(delay);
-        delay = std::min(delay * 2, options_.retry_backoff_max);
-        if (stop_.load()) return;  // not committed: redelivered to the next owner
-      }
-      if (dropped) {
-        Backoff(std::chrono::milliseconds(1000));
-        break;
-      }
-    }
+    if (ProcessBatch(t, *polled, *beat) == Turn::kExit) return;
     backoff = options_.retry_backoff_initial;
   }
 }
 
-Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
+ImagingWorker::Turn ImagingWorker::ProcessBatch(Thread& t, const std::vector<bus::Record>& polled,
+                                                Heartbeat& beat) {
+  // A poll interleaves the thread's partitions; a transaction covers one partition (its own
+  // transactional producer), so the records are split into one lane per partition, each in
+  // offset order.
+  std::map<int32_t, Lane> by_partition;
+  for (const auto& r : polled) {
+    Lane& lane = by_partition[r.partition];
+    lane.partition = r.partition;
+    lane.records.push_back(&r);
+  }
+  std::vector<Lane*> lanes;
+  for (auto& [p, lane] : by_partition) lanes.push_back(&lane);
+
+  // Prepare the first run of every lane, then commit those runs side by side: a transaction
+  // mostly waits for the broker, so the lanes' commits overlap instead of adding up.
+  for (Lane* lane : lanes) {
+    if (stop_.load()) return Turn::kExit;  // nothing committed: redelivered to the next owner
+    PrepareRun(t, *lane, beat);
+  }
+  std::vector<std::pair<Lane*, std::future<Status>>> commits;
+  for (Lane* lane : lanes) {
+    if (lane->run.empty()) continue;
+    const bus::Record& last = *lane->records[lane->next + lane->run.size() - 1];
+    const auto policy = lanes.size() > 1 ? std::launch::async : std::launch::deferred;
+    commits.emplace_back(lane,
+                         std::async(policy, [this, &t, lane, &last] { return Commit(t, last, lane->run); }));
+  }
+  std::map<Lane*, Status> committed;
+  for (auto& [lane, future] : commits) committed[lane] = future.get();
+
+  // Settle every lane, then finish its remaining records one run (one transaction) at a time.
+  bool dropped = false;
+  for (Lane* lane : lanes) {
+    auto it = committed.find(lane);
+    Turn turn = SettleRun(t, *lane, it != committed.end() ? it->second : Status::Ok(), beat);
+    while (turn == Turn::kContinue && lane->next < lane->records.size()) {
+      if (stop_.load()) return Turn::kExit;
+      PrepareRun(t, *lane, beat);
+      Status s;
+      if (!lane->run.empty()) s = Commit(t, *lane->records[lane->next + lane->run.size() - 1], lane->run);
+      turn = SettleRun(t, *lane, s, beat);
+    }
+    if (turn == Turn::kExit) return Turn::kExit;
+    if (turn == Turn::kDropped) dropped = true;
+  }
+  if (dropped) Backoff(std::chrono::milliseconds(1000));  // let the claims settle
+  return Turn::kContinue;
+}
+
+void ImagingWorker::PrepareRun(Thread& t, Lane& lane, Heartbeat& beat) {
+  // The run closes at txn_max_records, after txn_linger of preparing, or at a record that fails.
+  lane.run.clear();
+  lane.failed = Status::Ok();
+  const auto start = clock_.Monotonic();
+  size_t k = lane.next;
+  while (k < lane.records.size() && static_cast<int>(lane.run.size()) < options_.txn_max_records &&
+         (lane.run.empty() || clock_.Monotonic() - start < options_.txn_linger) && !stop_.load()) {
+    beat.Beat();
+    Prepared prepared;
+    lane.failed = Prepare(t, *lane.records[k], prepared);
+    if (!lane.failed.ok()) break;
+    lane.run.push_back(std::move(prepared));
+    ++k;
+  }
+}
+
+ImagingWorker::Turn ImagingWorker::SettleRun(Thread& t, Lane& lane, const Status& committed,
+                                             Heartbeat& beat) {
   auto log = Logger("imaging");
-  auto producer = t.producers.find(record.partition);
+  const size_t n = lane.run.size();
+  if (n > 0) {
+    const bus::Record& first = *lane.records[lane.next];
+    if (committed.ok()) {
+      for (const auto& prepared : lane.run) Account(prepared);
+    } else if (committed.code() == Code::kFenced || committed.fatal()) {
+      return RetryRecord(t, first, beat, &committed);  // drops the partition or stops the thread
+    } else {
+      // Nothing of the run became visible: redo its records one at a time.
+      FF_LOG_WARN(log, "{}: transaction of {} record(s) from {}/{}/{} failed, retrying one by one: {}",
+                  t.name, n, first.topic, first.partition, first.offset, committed.ToString());
+      for (size_t k = lane.next; k < lane.next + n; ++k) {
+        const Turn turn = RetryRecord(t, *lane.records[k], beat, nullptr);
+        if (turn != Turn::kContinue) return turn;
+      }
+    }
+    lane.next += n;
+    lane.run.clear();
+  }
+  if (!lane.failed.ok() && lane.next < lane.records.size()) {
+    if (stop_.load()) return Turn::kExit;
+    // The record after the run failed to prepare: the retry loop redoes it (prepare and commit).
+    const Status failed = std::move(lane.failed);
+    lane.failed = Status::Ok();
+    const Turn turn = RetryRecord(t, *lane.records[lane.next], beat, &failed);
+    if (turn != Turn::kContinue) return turn;
+    ++lane.next;
+  }
+  return Turn::kContinue;
+}
+
+ImagingWorker::Turn ImagingWorker::RetryRecord(Thread& t, const bus::Record& record, Heartbeat& beat,
+                                               const Status* first) {
+  auto log = Logger("imaging");
+  auto delay = options_.retry_backoff_initial;
+  Status s = first != nullptr ? *first : Status::Retryable(Code::kUnavailable, "first attempt");
+  bool attempt = first == nullptr;
+  while (true) {
+    if (attempt) {
+      beat.Beat();
+      s = ProcessRecord(t, record);
+      if (s.ok()) return Turn::kContinue;
+    }
+    attempt = true;
+    if (s.code() == Code::kFenced && options_.follow_claims) {
+      // A newer owner took this partition: drop it; the claims decide whether it comes back.
+      FF_LOG_WARN(log, "{}: partition {} fenced by a newer owner, released ({}/{}/{} left to it): {}", t.name,
+                  record.partition, record.topic, record.partition, record.offset, s.ToString());
+      DropPartition(t, record.partition);
+      if (options_.on_partition_fenced) options_.on_partition_fenced(record.partition);
+      t.assigned_generation = 0;  // re-evaluate the share (after a pause)
+      return Turn::kDropped;
+    }
+    if (s.fatal() || s.code() == Code::kFenced) {
+      FF_LOG_ERROR(log, "{}: FATAL, thread stops: {} ({}/{}/{})", t.name, s.ToString(), record.topic,
+                   record.partition, record.offset);
+      SetFatal(s);
+      return Turn::kExit;
+    }
+    metrics_.renders_retry.Increment();
+    FF_LOG_WARN(log, "{}: retrying {}/{}/{} in {} ms: {}", t.name, record.topic, record.partition,
+                record.offset, delay.count(), s.ToString());
+    Backoff(delay);
+    delay = std::min(delay * 2, options_.retry_backoff_max);
+    if (stop_.load()) return Turn::kExit;  // not committed: redelivered to the next owner
+  }
+}
+
+Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
+  std::vector<Prepared> one(1);
+  FF_RETURN_IF_ERROR(Prepare(t, record, one[0]));
+  FF_RETURN_IF_ERROR(Commit(t, record, one));
+  Account(one[0]);
+  return Status::Ok();
+}
+
+Status ImagingWorker::Commit(Thread& t, const bus::Record& last, const std::vector<Prepared>& run) {
+  auto log = Logger("imaging");
+  auto producer = t.producers.find(last.partition);
   if (producer == t.producers.end())
     return Status::Retryable(Code::kUnavailable, "no transactional producer for partition " +
-                                                     std::to_string(record.partition) + " yet");
+                                                     std::to_string(last.partition) + " yet");
   bus::TransactionalProducer& tx = *producer->second;
-  const std::vector<bus::TopicPartitionOffset> next = {{record.tp(), record.offset + 1}};
-  const std::string group(bus::group::kImaging);
-  const std::string input = record.topic + "/" + std::to_string(record.partition) + "/" + std::to_string(record.offset);
-  const std::string& worker = options_.worker_id.empty() ? options_.site : options_.worker_id;
-  // Runs `sends` and the offset in one transaction; aborts on any failure.
-  auto transact = [&](const std::vector<bus::Message>& sends) -> Status {
-    FF_RETURN_IF_ERROR(tx.Begin());
-    Status s;
-    for (auto m : sends) {
-      m.headers.push_back({std::string(kInputHeader), input});
-      m.headers.push_back({std::string(kWorkerHeader), worker});
+  const std::vector<bus::TopicPartitionOffset> next = {{last.tp(), last.offset + 1}};
+  FF_RETURN_IF_ERROR(tx.Begin());
+  Status s;
+  for (const auto& prepared : run) {
+    for (const auto& m : prepared.sends) {
       s = tx.Send(m);
       if (!s.ok()) break;
     }
-    if (s.ok()) s = tx.SendOffsets(group, next);
-    if (s.ok()) s = tx.Commit();
-    if (!s.ok() && s.code() != Code::kFenced) {
-      Status a = tx.Abort();
-      if (!a.ok()) FF_LOG_WARN(log, "{}: abort failed: {}", tx.transactional_id(), a.ToString());
+    if (!s.ok()) break;
+  }
+  if (s.ok()) s = tx.SendOffsets(std::string(bus::group::kImaging), next);
+  if (s.ok()) s = tx.Commit();
+  if (s.ok()) metrics_.transaction_records.Observe(static_cast<double>(run.size()));
+  if (!s.ok() && s.code() != Code::kFenced) {
+    Status a = tx.Abort();
+    if (!a.ok()) FF_LOG_WARN(log, "{}: abort failed: {}", tx.transactional_id(), a.ToString());
+  }
+  return s;
+}
+
+void ImagingWorker::Account(const Prepared& p) {
+  auto log = Logger("imaging");
+  switch (p.kind) {
+    case Prepared::Kind::kDeadLetter:
+      metrics_.dead_letters.Increment();
+      FF_LOG_WARN(log, "{} moved to {}: {}", p.input, bus::topic::kDeadLetter, p.detail);
+      break;
+    case Prepared::Kind::kDocumentError:
+      metrics_.renders_document_error.Increment();
+      FF_LOG_INFO(log, "{}: document error for {} recipient(s): {}", p.fax_id, p.recipients, p.detail);
+      break;
+    case Prepared::Kind::kRendered:
+      metrics_.renders_ok.Increment();
+      metrics_.render_seconds.Observe(p.render_seconds);
+      metrics_.pages.Increment(static_cast<double>(p.pages));
+      FF_LOG_INFO(log, "{}: rendered {} page(s) in {:.3f} s for {} recipient(s)", p.fax_id, p.pages,
+                  p.render_seconds, p.recipients);
+      break;
+  }
+}
+
+Status ImagingWorker::Prepare(Thread& t, const bus::Record& record, Prepared& out) {
+  const std::string input =
+      record.topic + "/" + std::to_string(record.partition) + "/" + std::to_string(record.offset);
+  const std::string& worker = options_.worker_id.empty() ? options_.site : options_.worker_id;
+  out = Prepared{};
+  out.input = input;
+  // Every output record names the submission it came from and the worker that made it.
+  auto finish = [&](std::vector<bus::Message> sends) {
+    for (auto& m : sends) {
+      m.headers.push_back({std::string(kInputHeader), input});
+      m.headers.push_back({std::string(kWorkerHeader), worker});
     }
-    return s;
+    out.sends = std::move(sends);
+    return Status::Ok();
   };
 
   v1::Submission sub;
@@ -340,12 +503,9 @@ Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
     invalid = InvalidSubmission(sub);
   }
   if (!invalid.empty()) {
-    bus::Message dlq = bus::DeadLetterMessage(record, invalid);
-    FF_RETURN_IF_ERROR(transact({dlq}));
-    metrics_.dead_letters.Increment();
-    FF_LOG_WARN(log, "{}/{}/{} moved to {}: {}", record.topic, record.partition, record.offset,
-                bus::topic::kDeadLetter, invalid);
-    return Status::Ok();
+    out.kind = Prepared::Kind::kDeadLetter;
+    out.detail = invalid;
+    return finish({bus::DeadLetterMessage(record, invalid)});
   }
 
   InFlight in_flight(metrics_.documents_in_flight);
@@ -360,6 +520,7 @@ Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
   std::vector<std::string> pages;
   Status failure;
   for (int i = 0; i < sub.documents_size() && failure.ok(); ++i) {
+    if (t.beat != nullptr) t.beat->Beat();
     const auto& doc = sub.documents(i);
     std::string which = sub.documents_size() > 1 ? "document " + std::to_string(i + 1) + ": " : "";
     auto content = blobs_.Get(doc.blob_id());
@@ -375,14 +536,18 @@ Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
     }
     auto type = DetectDocumentType(*content);
     if (!type.ok()) {
-      if (type.status().permanent()) failure = DocError(which + type.status().message());
-      else return type.status();
+      if (type.status().permanent())
+        failure = DocError(which + type.status().message());
+      else
+        return type.status();
       break;
     }
     auto rendered = renderer_.Render(*content, *type, request);
     if (!rendered.ok()) {
-      if (rendered.status().code() == Code::kDocumentError) failure = DocError(which + rendered.status().message());
-      else return rendered.status().WithContext("render");
+      if (rendered.status().code() == Code::kDocumentError)
+        failure = DocError(which + rendered.status().message());
+      else
+        return rendered.status().WithContext("render");
       break;
     }
     for (auto& p : rendered->pages) pages.push_back(std::move(p));
@@ -410,11 +575,11 @@ Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
       res->set_pages_total(0);
       sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(), ev));
     }
-    FF_RETURN_IF_ERROR(transact(sends));
-    metrics_.renders_document_error.Increment();
-    FF_LOG_INFO(log, "{}: document error for {} recipient(s): {}", sub.fax_id(), sub.recipients_size(),
-                failure.message());
-    return Status::Ok();
+    out.kind = Prepared::Kind::kDocumentError;
+    out.fax_id = sub.fax_id();
+    out.recipients = sub.recipients_size();
+    out.detail = failure.message();
+    return finish(std::move(sends));
   }
 
   std::vector<std::string> page_ids;
@@ -433,7 +598,8 @@ Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
     job.set_tenant(sub.tenant());
     job.set_number(r.number());
     for (const auto& id : page_ids) job.add_pages()->set_blob_id(id);
-    job.set_resolution(request.resolution == FaxResolution::kNormal ? v1::RESOLUTION_NORMAL : v1::RESOLUTION_FINE);
+    job.set_resolution(request.resolution == FaxResolution::kNormal ? v1::RESOLUTION_NORMAL
+                                                                    : v1::RESOLUTION_FINE);
     job.set_tsi(sub.options().tsi());
     job.set_header_text(sub.options().header_text());
     job.set_priority(sub.options().priority());
@@ -455,14 +621,12 @@ Status ImagingWorker::ProcessRecord(Thread& t, const bus::Record& record) {
   ev.mutable_rendered()->set_render_seconds(seconds);
   for (const auto& id : page_ids) ev.mutable_rendered()->add_page_blob_ids(id);
   sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(), ev));
-  FF_RETURN_IF_ERROR(transact(sends));
-
-  metrics_.renders_ok.Increment();
-  metrics_.render_seconds.Observe(seconds);
-  metrics_.pages.Increment(static_cast<double>(page_ids.size()));
-  FF_LOG_INFO(log, "{}: rendered {} page(s) in {:.3f} s for {} recipient(s)", sub.fax_id(), page_ids.size(), seconds,
-              sub.recipients_size());
-  return Status::Ok();
+  out.kind = Prepared::Kind::kRendered;
+  out.fax_id = sub.fax_id();
+  out.recipients = sub.recipients_size();
+  out.pages = page_ids.size();
+  out.render_seconds = seconds;
+  return finish(std::move(sends));
 }
 
 }  // namespace faxflow::imaging

@@ -49,6 +49,7 @@
 
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/heartbeat.h"
 #include "common/metrics.h"
 #include "common/status.h"
 #include "storage/blob_store.h"
@@ -73,6 +74,11 @@ struct ImagingOptions {
   // at run time through SetPartitions()).
   std::vector<int32_t> partitions;
   std::chrono::milliseconds poll_timeout{200};
+  // Records of one input partition committed in one transaction (at most this many, and only
+  // what was prepared within txn_linger of the first), so a busy partition pays one bus
+  // transaction per batch instead of one per submission. 1 = a transaction per submission.
+  int txn_max_records = 32;
+  std::chrono::milliseconds txn_linger{100};
   std::chrono::milliseconds retry_backoff_initial{250};
   std::chrono::milliseconds retry_backoff_max{30'000};
   // Claims mode (topics/claims): an empty partition set means none (not all), the worker starts
@@ -85,6 +91,9 @@ struct ImagingOptions {
   // transaction was fenced by a newer owner.
   std::function<void(int32_t partition, double seconds)> on_partition_taken;
   std::function<void(int32_t partition)> on_partition_fenced;
+  // Liveness of the render threads (component "imaging", one loop per thread; beats every turn
+  // and every document); null: none. Must outlive the worker's threads.
+  Heartbeats* heartbeats = nullptr;
 
   static ImagingOptions FromConfig(const Config& config);
 };
@@ -121,7 +130,38 @@ class ImagingWorker {
 
  private:
   struct Thread;
+  // One submission's output, built before its transaction (Prepare) and accounted after it.
+  struct Prepared {
+    enum class Kind { kDeadLetter, kDocumentError, kRendered };
+    Kind kind = Kind::kRendered;
+    std::vector<bus::Message> sends;  // with the input/worker headers
+    std::string input;                // "<topic>/<partition>/<offset>"
+    std::string fax_id;
+    std::string detail;  // dead-letter reason or document error
+    int recipients = 0;
+    size_t pages = 0;
+    double render_seconds = 0;
+  };
+  enum class Turn { kContinue, kDropped, kExit };
+  // The polled records of one input partition and the run being committed from them.
+  struct Lane {
+    int32_t partition = 0;
+    std::vector<const bus::Record*> records;  // offset order
+    size_t next = 0;                          // first record not yet committed
+    std::vector<Prepared> run;                // prepared records[next, next + run.size())
+    Status failed;                            // why records[next + run.size()] did not prepare
+  };
+  void PrepareRun(Thread& t, Lane& lane, Heartbeat& beat);
+  // Accounts a committed run (or redoes it record by record), then retries a record that
+  // failed to prepare; advances lane.next.
+  Turn SettleRun(Thread& t, Lane& lane, const Status& committed, Heartbeat& beat);
   void Run(Thread& t);
+  Turn ProcessBatch(Thread& t, const std::vector<bus::Record>& polled, Heartbeat& beat);
+  // The one-record retry loop (prepare and commit until done); `first` is a failure already seen.
+  Turn RetryRecord(Thread& t, const bus::Record& record, Heartbeat& beat, const Status* first);
+  Status Prepare(Thread& t, const bus::Record& record, Prepared& out);
+  Status Commit(Thread& t, const bus::Record& last, const std::vector<Prepared>& run);
+  void Account(const Prepared& prepared);
   std::vector<bus::TopicPartition> ShareOf(int index);
   Status Reassign(Thread& t);
   void DropPartition(Thread& t, int32_t partition);

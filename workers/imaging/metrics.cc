@@ -91,6 +91,12 @@ ImagingMetrics::ImagingMetrics(MetricsRegistry& registry)
                        .Name("faxflow_imaging_dead_letters_total")
                        .Help("Undecodable submissions moved to the dead-letter topic fax.dlq.")
                        .Register(registry)
-                       .Add({})) {}
+                       .Add({})),
+      transaction_records(prometheus::BuildHistogram()
+                              .Name("faxflow_imaging_transaction_records")
+                              .Help("Submissions committed together in one bus transaction (consume, "
+                                    "render, produce), per transaction.")
+                              .Register(registry)
+                              .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64})) {}
 
 }  // namespace faxflow::imaging

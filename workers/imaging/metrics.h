@@ -7,6 +7,7 @@
 //   faxflow_imaging_pages_total          fax pages produced
 //   faxflow_imaging_documents_in_flight  submissions being rendered right now
 //   faxflow_imaging_dead_letters_total   undecodable submissions sent to fax.dlq
+//   faxflow_imaging_transaction_records  submissions committed per bus transaction
 //
 // Threading: prometheus-cpp metrics are thread-safe; the struct is immutable after construction.
 #pragma once
@@ -25,6 +26,7 @@ struct ImagingMetrics {
   prometheus::Counter& pages;
   prometheus::Gauge& documents_in_flight;
   prometheus::Counter& dead_letters;
+  prometheus::Histogram& transaction_records;
 };
 
 // Metrics of the document renderer and its pool of warm Ghostscript processes (renderer.h,

@@ -12,11 +12,22 @@
 // the attempt); only transient failures before dialling (blob store unavailable, temp file I/O)
 // or a failing before_dial hook come back as an error Status, with nothing dialled.
 //
+// Several documents in one call (RunCall): the pages of several jobs to one number are joined
+// into one transmit TIFF, in order; the far end's page confirmations are mapped back to each
+// job's page range, and each job gets its own AttemptOutcome: delivered once all of its pages
+// are confirmed (even if the call breaks later, in another job's pages), otherwise classified
+// from the call's completion with its own pages. A job whose document cannot be prepared ends
+// document_error and is left out of the call.
+//
+// Normal resolution: AttemptPlan::normal_resolution sends the pages converted to 204x98
+// (pages::ToNormalResolution), for far ends that refused fine resolution.
+//
 // Threading: one thread at a time (the channel's worker thread).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
@@ -41,9 +52,25 @@ struct ChannelOptions {
 
 struct AttemptPlan {
   int32_t attempt = 1;
-  int32_t first_page = 1;  // 1-based; pages before it were confirmed by earlier attempts
-  int ecm = -1;            // line fallback: 0 off, 1 on, -1 the channel's setting
-  int modems = 0;          // line fallback: ModemSupport bits, 0 the channel's setting
+  int32_t first_page = 1;          // 1-based; pages before it were confirmed by earlier attempts
+  int ecm = -1;                    // line fallback: 0 off, 1 on, -1 the channel's setting
+  int modems = 0;                  // line fallback: ModemSupport bits, 0 the channel's setting
+  bool normal_resolution = false;  // send the pages converted to 204x98
+};
+
+// One job's share of a call: its pages first_page..n, after the previous documents' pages.
+struct CallDocument {
+  const v1::OutboundJob* job = nullptr;
+  int32_t attempt = 1;     // the job's own attempt number (ledger, events)
+  int32_t first_page = 1;  // 1-based page of the job the call starts at
+};
+
+struct CallHooks {
+  std::function<Status()> before_dial;
+  // Page `page` (1-based page of the whole fax of documents[doc]) was confirmed.
+  std::function<void(size_t doc, int32_t page)> on_page_confirmed;
+  std::function<bool()> should_abort;
+  std::function<void(const std::string& remote_csid, int bit_rate, bool ecm)> on_connected;
 };
 
 struct AttemptOutcome {
@@ -65,6 +92,7 @@ struct AttemptOutcome {
   bool watchdog = false;
   bool aborted = false;  // torn down by shutdown: not an outcome of the job, resume later
   double wall_seconds = 0;
+  std::optional<T38CallStats> t38;  // the call's T.38 packet statistics (same for every job in it)
 };
 
 struct AttemptHooks {
@@ -82,10 +110,14 @@ class Channel {
   const std::string& name() const { return options_.name; }
   Result<AttemptOutcome> RunAttempt(const v1::OutboundJob& job, const AttemptPlan& plan,
                                     const AttemptHooks& hooks);
+  // One call carrying `documents` (same number) in order; one outcome per document (same
+  // order). plan.attempt is ignored (each document carries its own).
+  Result<std::vector<AttemptOutcome>> RunCall(const std::vector<CallDocument>& documents,
+                                              const AttemptPlan& plan, const CallHooks& hooks);
 
  private:
-  // The multi-page TIFF of pages first_page..n; a document problem is returned as kDocumentError.
-  Result<std::string> PrepareDocument(const v1::OutboundJob& job, int32_t first_page);
+  // The single-page TIFFs of pages first_page..n; a document problem is returned as kDocumentError.
+  Result<std::vector<std::string>> PreparePages(const v1::OutboundJob& job, int32_t first_page);
 
   ChannelOptions options_;
   LineDriver& line_;

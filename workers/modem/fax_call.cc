@@ -31,6 +31,8 @@ Result<FaxCallResult> RunFaxCall(LineDriver& line, const CallRequest& request, c
   out.setup_ms = dial.setup_millis;
   if (dial.setup != CallSetup::kAnswered || !dial.call) {
     if (dial.setup == CallSetup::kAnswered) out.setup = CallSetup::kError;
+    // A wait for the far end cut short by shutdown is not the far end's answer: resume later.
+    if (hooks.should_abort && hooks.should_abort()) out.aborted = true;
     return out;
   }
   Call& call = *dial.call;
@@ -106,6 +108,7 @@ Result<FaxCallResult> RunFaxCall(LineDriver& line, const CallRequest& request, c
     }
   }
   out.line_ms = call.LineMillis();
+  if (T38Link* link = call.t38()) out.t38 = link->Stats();
   call.Hangup();
   out.completion_code = session->CompletionCode();
   out.status_before_terminate = session->StatusBeforeTerminate();

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "common/clock.h"
@@ -42,6 +43,7 @@ struct FaxCallResult {
   TransferStats stats;
   std::string remote_csid;
   double wall_seconds = 0;
+  std::optional<T38CallStats> t38;  // set for a call that carried T.38
 };
 
 struct FaxCallHooks {

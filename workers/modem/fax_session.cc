@@ -187,7 +187,8 @@ void FaxSession::OnPhaseE(t30_state_t*, void* user_data, int completion_code) {
 void FaxSession::OnFrame(t30_state_t*, void* user_data, int direction, const uint8_t msg[], int len) {
   auto* self = static_cast<FaxSession*>(user_data);
   if (!self->on_frame_ || len < 3) return;
-  self->on_frame_(direction == 0 /* FALSE = outgoing */, msg[2] & 0xFE);
+  self->on_frame_(direction == 0 /* FALSE = outgoing */, msg[2] & 0xFE,
+                  std::span<const uint8_t>(msg, static_cast<size_t>(len)));
 }
 
 int FaxSession::OnT38Packet(t38_core_state_t*, void* user_data, const uint8_t* buf, int len, int count) {

@@ -66,8 +66,9 @@ struct RxSessionOptions {
   int resolutions = 0;
   std::string log_tag = "rx";
   // Called for every T.30 control frame: `sent` true for frames we send; `fcf` with the
-  // final-frame bit cleared (e.g. T30_MCF).
-  std::function<void(bool sent, int fcf)> on_frame;
+  // final-frame bit cleared (e.g. T30_MCF); `frame` the whole frame (address, control, FCF,
+  // FIF: a DCS's FIF starts at frame[3]).
+  std::function<void(bool sent, int fcf, std::span<const uint8_t> frame)> on_frame;
 };
 
 struct TransferStats {
@@ -130,7 +131,7 @@ class FaxSession {
   int pages_confirmed_ = 0;
   int status_before_terminate_ = 0;
   std::function<void(int)> on_page_confirmed_;
-  std::function<void(bool, int)> on_frame_;
+  std::function<void(bool, int, std::span<const uint8_t>)> on_frame_;
 
   // T.38 mode (UseT38).
   struct T38TerminalDeleter {

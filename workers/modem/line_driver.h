@@ -17,6 +17,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -26,6 +27,14 @@ inline constexpr int kSampleRate = 8000;
 inline constexpr int kFrameSamples = 160;  // 20 ms
 inline constexpr int64_t kFrameMillis = 20;
 
+// One job's pages in a call that carries several documents (CallRequest::documents).
+struct CallDocumentInfo {
+  std::string job_id;
+  int32_t attempt = 1;
+  int32_t first_page = 1;  // 1-based page of that job the call starts at
+  int32_t pages = 0;       // pages of that job in this call (consecutive after the previous ones)
+};
+
 struct CallRequest {
   std::string number;  // E.164 destination
   // Metadata for the simulated/test far end (which file to write, the call log); real drivers
@@ -34,6 +43,11 @@ struct CallRequest {
   int32_t attempt = 1;
   int32_t first_page = 1;   // 1-based page of the fax this call starts at
   int32_t pages_total = 0;  // pages of the whole fax
+  // Set when the call carries several jobs' documents (job_id/attempt are the first one's).
+  std::vector<CallDocumentInfo> documents;
+  // True once the worker is shutting down: a driver waiting for the far end (ringing, a
+  // simulated busy tone) gives up early instead of holding Stop() for the whole wait. Optional.
+  std::function<bool()> should_abort;
 };
 
 enum class CallSetup { kAnswered, kBusy, kNoAnswer, kRejected, kError };
@@ -42,6 +56,18 @@ enum class CallSetup { kAnswered, kBusy, kNoAnswer, kRejected, kError };
 // T.38 far ends; workers/modem/t38_link.h). The FaxSession of the call then runs a SpanDSP
 // t38_terminal (FaxSession::UseT38) and exchanges IFP packets through the link; the transport
 // (UDPTL with redundancy) owns sequence numbers. Used by the call's thread only.
+// What a T.38 call's packet side saw (for metrics): datagrams sent and received, IFPs
+// recovered from UDPTL redundancy or lost for good, sequence gaps, late/duplicate datagrams.
+struct T38CallStats {
+  uint64_t datagrams_sent = 0;
+  uint64_t datagrams_received = 0;
+  uint64_t recovered = 0;
+  uint64_t lost = 0;
+  uint64_t gaps = 0;
+  uint64_t late = 0;
+  uint64_t malformed = 0;
+};
+
 class T38Link {
  public:
   virtual ~T38Link() = default;
@@ -53,6 +79,8 @@ class T38Link {
       const std::function<void(std::span<const uint8_t> ifp, uint16_t seq)>& deliver) = 0;
   // False: the terminal streams without T.38 pacing (T38_TERMINAL_OPTION_NO_PACING).
   virtual bool Paced() const { return true; }
+  // Packet statistics of the call so far (zeros when the transport keeps none).
+  virtual T38CallStats Stats() const { return {}; }
 };
 
 // An answered call carrying audio. Destroying it hangs up (if not already done).
@@ -86,6 +114,10 @@ class LineDriver {
  public:
   virtual ~LineDriver() = default;
   virtual std::string_view Name() const = 0;  // "sim", "t38", "sip"
+  // Whether one call may carry several jobs' documents (batching): the far end's records can
+  // tell them apart (the sim line splits them per job). The t38 driver's SETUP names one job,
+  // so `faxflow sink` would store one fax: it sends one job per call.
+  virtual bool SharedCalls() const { return true; }
   // Places a call. Busy/no answer/rejected are results (DialResult::setup), not errors; an
   // error Status means the driver itself failed (no call was placed, or its fate is unknown).
   virtual Result<DialResult> Dial(const CallRequest& request) = 0;

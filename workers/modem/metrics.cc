@@ -104,7 +104,66 @@ ModemMetrics::ModemMetrics(prometheus::Registry& r)
                           .Name("faxflow_modem_control_commands_total")
                           .Help("fax.control commands applied (cancel).")
                           .Register(r)
-                          .Add({})) {}
+                          .Add({})),
+      multi_document_calls(prometheus::BuildCounter()
+                               .Name("faxflow_modem_multi_document_calls_total")
+                               .Help("Calls that carried the documents of several jobs to one number "
+                                     "(batching; each job still has its own attempt and outcome).")
+                               .Register(r)
+                               .Add({})),
+      normal_resolution_retries(prometheus::BuildCounter()
+                                    .Name("faxflow_modem_normal_resolution_retries_total")
+                                    .Help("Retries at normal resolution (204x98) after the far end refused "
+                                          "fine resolution (T30_ERR_NORESSUPPORT).")
+                                    .Register(r)
+                                    .Add({})),
+      t38_calls(prometheus::BuildCounter()
+                    .Name("faxflow_modem_t38_calls_total")
+                    .Help("Answered calls that carried T.38 (UDPTL) instead of audio, counted when they end.")
+                    .Register(r)
+                    .Add({})),
+      t38_datagrams(prometheus::BuildCounter()
+                        .Name("faxflow_modem_t38_datagrams_total")
+                        .Help("UDPTL datagrams of T.38 calls: direction=sent (handed to the network) or "
+                              "received (well-formed, from the far end).")
+                        .Register(r)),
+      t38_datagrams_sent(t38_datagrams.Add({{"direction", "sent"}})),
+      t38_datagrams_received(t38_datagrams.Add({{"direction", "received"}})),
+      t38_missing(prometheus::BuildCounter()
+                      .Name("faxflow_modem_t38_missing_packets_total")
+                      .Help("IFP packets missing from the received UDPTL sequence (lost on the network): "
+                            "outcome=recovered from the redundancy of a later datagram, or unrecovered.")
+                      .Register(r)),
+      t38_recovered(t38_missing.Add({{"outcome", "recovered"}})),
+      t38_unrecovered(t38_missing.Add({{"outcome", "unrecovered"}})),
+      t38_sequence_gaps(prometheus::BuildCounter()
+                            .Name("faxflow_modem_t38_sequence_gaps_total")
+                            .Help("Received UDPTL datagrams that arrived after a gap in the sequence numbers "
+                                  "(one or more datagrams missing before them).")
+                            .Register(r)
+                            .Add({})),
+      t38_late_datagrams(prometheus::BuildCounter()
+                             .Name("faxflow_modem_t38_late_datagrams_total")
+                             .Help("Received UDPTL datagrams that came after their sequence number had been "
+                                   "delivered or given up (late, reordered or duplicated); not used.")
+                             .Register(r)
+                             .Add({})),
+      t38_malformed(prometheus::BuildCounter()
+                        .Name("faxflow_modem_t38_malformed_datagrams_total")
+                        .Help("Received datagrams that were not valid UDPTL (dropped).")
+                        .Register(r)
+                        .Add({})) {}
+
+void ModemMetrics::CountT38Call(const T38CallStats& s) {
+  t38_calls.Increment();
+  t38_datagrams_sent.Increment(static_cast<double>(s.datagrams_sent));
+  t38_datagrams_received.Increment(static_cast<double>(s.datagrams_received));
+  t38_recovered.Increment(static_cast<double>(s.recovered));
+  t38_unrecovered.Increment(static_cast<double>(s.lost));
+  t38_sequence_gaps.Increment(static_cast<double>(s.gaps));
+  t38_late_datagrams.Increment(static_cast<double>(s.late));
+  t38_malformed.Increment(static_cast<double>(s.malformed));
+}
 
 void ModemMetrics::CountRetry(int reason) {
   const std::string why =

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/metrics.h"
+#include "workers/modem/line_driver.h"
 
 namespace faxflow::modem {
 
@@ -32,6 +33,22 @@ struct ModemMetrics {
   prometheus::Family<prometheus::Counter>& reports;     // faxflow_modem_reports_total{result}
   prometheus::Family<prometheus::Counter>& line_plans;  // faxflow_modem_line_plan_attempts_total{plan}
   prometheus::Counter& cancel_commands;                 // faxflow_modem_control_commands_total
+  prometheus::Counter& multi_document_calls;            // faxflow_modem_multi_document_calls_total
+  prometheus::Counter& normal_resolution_retries;       // faxflow_modem_normal_resolution_retries_total
+  // T.38 calls (the t38 driver and the sim's T.38 far ends), counted when a call ends.
+  prometheus::Counter& t38_calls;                          // faxflow_modem_t38_calls_total
+  prometheus::Family<prometheus::Counter>& t38_datagrams;  // faxflow_modem_t38_datagrams_total{direction}
+  prometheus::Counter& t38_datagrams_sent;
+  prometheus::Counter& t38_datagrams_received;
+  prometheus::Family<prometheus::Counter>& t38_missing;  // faxflow_modem_t38_missing_packets_total{outcome}
+  prometheus::Counter& t38_recovered;
+  prometheus::Counter& t38_unrecovered;
+  prometheus::Counter& t38_sequence_gaps;   // faxflow_modem_t38_sequence_gaps_total
+  prometheus::Counter& t38_late_datagrams;  // faxflow_modem_t38_late_datagrams_total
+  prometheus::Counter& t38_malformed;       // faxflow_modem_t38_malformed_datagrams_total
+
+  // Adds a finished T.38 call's packet statistics.
+  void CountT38Call(const T38CallStats& stats);
 
   void CountRetry(int reason);
 

@@ -249,7 +249,9 @@ void ModemWorker::ReplayControl() {
 }
 
 void ModemWorker::ControlLoop() {
+  auto beat = RegisterHeartbeat(options_.heartbeats, "modem_control");
   while (!stopping_.load()) {
+    beat->Beat();
     auto records = control_->Poll(options_.poll_timeout, 1000);
     if (!records.ok()) {
       FF_LOG_WARN(Log(), "control poll failed: {}", records.status().ToString());
@@ -317,8 +319,10 @@ RetryPolicy ModemWorker::PolicyFor(const v1::OutboundJob& job) const {
 }
 
 void ModemWorker::ConsumeLoop() {
+  auto beat = RegisterHeartbeat(options_.heartbeats, "modem_jobs");
   bool paused = false;
   while (!stopping_.load()) {
+    beat->Beat();
     size_t space = 0;
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
@@ -432,16 +436,38 @@ void ModemWorker::UpdateSchedulerGauges() {
   metrics_.sched_blocked.Set(static_cast<double>(c.blocked));
 }
 
+namespace {
+
+// Jobs that can share one call: same tenant, resolution, TSI and page header (one T.30 session
+// has one identity and one header line).
+bool SameCall(const v1::OutboundJob& a, const v1::OutboundJob& b) {
+  return a.tenant() == b.tenant() && a.resolution() == b.resolution() && a.tsi() == b.tsi() &&
+         a.header_text() == b.header_text();
+}
+
+}  // namespace
+
+namespace {
+// The heartbeat of the channel loop running on this thread (beaten by should_abort during calls).
+thread_local Heartbeat* t_channel_beat = nullptr;
+}  // namespace
+
 void ModemWorker::ChannelLoop(size_t index) {
+  auto beat = RegisterHeartbeat(options_.heartbeats, "modem_channel");
+  t_channel_beat = beat.get();
+  struct ClearBeat {
+    ~ClearBeat() { t_channel_beat = nullptr; }
+  } clear_beat;
   Channel& channel = *channels_[index];
   std::string last_destination;
   int batch = 0;
   std::optional<SchedJob> next;  // taken under the lock that released the previous job
   while (true) {
-    SchedJob item;
+    std::vector<SchedJob> jobs;  // the call's jobs: the first one holds the destination's slot
     {
       std::unique_lock<std::mutex> lock(queue_mu_);
       while (!next) {
+        beat->Beat();
         if (queue_closed_ || stopping_.load()) return;
         const int64_t now = clock_.NowMillis();
         next = scheduler_.TakeNext(now, batch < options_.batch_max ? last_destination : std::string());
@@ -458,31 +484,45 @@ void ModemWorker::ChannelLoop(size_t index) {
         scheduler_.Requeue(std::move(*next), 0);  // not started: left for the restart
         return;
       }
-      item = std::move(*next);
+      jobs.push_back(std::move(*next));
       next.reset();
+      // Several documents in one call: the number's other ready jobs ride along (up to
+      // batch_max jobs in a row for this number, never ahead of a more urgent job elsewhere).
+      const int used = jobs.front().destination == last_destination ? batch : 0;
+      const int room = line_.SharedCalls() ? options_.batch_max - used - 1 : 0;
+      if (room > 0) {
+        auto companions =
+            scheduler_.TakeCompanions(jobs.front(), clock_.NowMillis(), static_cast<size_t>(room), SameCall);
+        for (auto& c : companions) jobs.push_back(std::move(c));
+      }
       ++busy_channels_;
     }
-    if (item.destination == last_destination) {
-      ++batch;
+    const int in_call = static_cast<int>(jobs.size());
+    if (jobs.front().destination == last_destination) {
+      batch += in_call;
     } else {
-      last_destination = item.destination;
-      batch = 1;
+      last_destination = jobs.front().destination;
+      batch = in_call;
     }
     metrics_.channels_busy.Increment();
     metrics_.channels_idle.Decrement();
     const auto started = clock_.Monotonic();
-    const Processed result = ProcessJob(channel, item);
+    std::vector<const SchedJob*> items;
+    for (const auto& j : jobs) items.push_back(&j);
+    const std::vector<Processed> results = ProcessCall(channel, items);
     metrics_.channel_busy_seconds.Increment(static_cast<double>(MillisSince(clock_, started)) / 1000.0);
     metrics_.channels_busy.Decrement();
     metrics_.channels_idle.Increment();
-    const bus::TopicPartition tp = item.tp;
-    const int64_t offset = item.offset;
+    std::vector<std::pair<bus::TopicPartition, int64_t>> finished;
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
-      if (result.disposition == Disposition::kDone) {
-        scheduler_.Done(item);
-      } else {
-        scheduler_.Requeue(std::move(item), result.not_before_ms);
+      for (size_t i = 0; i < jobs.size(); ++i) {
+        if (results[i].disposition == Disposition::kDone) {
+          finished.emplace_back(jobs[i].tp, jobs[i].offset);
+          scheduler_.Done(jobs[i]);
+        } else {
+          scheduler_.Requeue(std::move(jobs[i]), results[i].not_before_ms);
+        }
       }
       // Batching: the next job to the same number goes to this channel, back to back, unless a
       // more urgent job waits (Scheduler::TakeNext); taken before any other channel can.
@@ -498,7 +538,7 @@ void ModemWorker::ChannelLoop(size_t index) {
       idle_cv_.notify_all();
       queue_cv_.notify_all();
     }
-    if (result.disposition == Disposition::kDone) {
+    for (const auto& [tp, offset] : finished) {
       MarkDone(tp, offset);
       ++jobs_finished_;
     }
@@ -626,13 +666,31 @@ void ModemWorker::FinalizeReport(const v1::OutboundJob& job, v1::RecipientState 
   }
 }
 
-ModemWorker::Processed ModemWorker::ProcessJob(Channel& channel, const SchedJob& item) {
-  const v1::OutboundJob& job = item.job;
-  const std::string& id = job.job_id();
-  InFlightGuard in_flight(&dedup_, id);
-  if (!in_flight.held()) return {Disposition::kLater, clock_.NowMillis() + kBusyElsewhereRetryMs};
-
+// One job's part in a call (ProcessCall): what was read before dialling and what the call did.
+struct ModemWorker::Participant {
+  const SchedJob* item = nullptr;
+  std::unique_ptr<InFlightGuard> in_flight;
   std::optional<JobLedger> ledger;
+  JobSchedule sched;
+  RetryPolicy policy;
+  AttemptPlan plan;
+  LinePlan line_plan;
+  AttemptRecord record;
+  bool begun = false;
+  bool suppressed = false;
+};
+
+ModemWorker::Processed ModemWorker::ProcessJob(Channel& channel, const SchedJob& item) {
+  return ProcessCall(channel, {&item}).front();
+}
+
+std::optional<ModemWorker::Processed> ModemWorker::PrepareJob(Participant& p) {
+  const v1::OutboundJob& job = p.item->job;
+  const std::string& id = job.job_id();
+  p.in_flight = std::make_unique<InFlightGuard>(&dedup_, id);
+  if (!p.in_flight->held()) return Processed{Disposition::kLater, clock_.NowMillis() + kBusyElsewhereRetryMs};
+
+  std::optional<JobLedger>& ledger = p.ledger;
   Status st = RetryStore([&]() -> Status {
     auto r = dedup_.Get(id);
     if (!r.ok()) return r.status();
@@ -641,34 +699,35 @@ ModemWorker::Processed ModemWorker::ProcessJob(Channel& channel, const SchedJob&
   });
   if (!st.ok()) {
     FF_LOG_ERROR(Log(), "job {}: cannot read the dial ledger, trying again later: {}", id, st.ToString());
-    return {Disposition::kLater, clock_.NowMillis() + kLaterRetryMs};
+    return Processed{Disposition::kLater, clock_.NowMillis() + kLaterRetryMs};
   }
   if (ledger && ledger->terminal) {
-    if (SuppressTerminal(job, *ledger)) return {};
-    return {Disposition::kLater, clock_.NowMillis() + kLaterRetryMs};
+    if (SuppressTerminal(job, *ledger)) return Processed{};
+    return Processed{Disposition::kLater, clock_.NowMillis() + kLaterRetryMs};
   }
   if (IsCancelled(job)) {
     if (FinishUndialled(job, v1::STATE_CANCELLED, v1::REASON_UNSPECIFIED, "cancelled",
                         "cancelled before dialling"))
-      return {};
-    return {Disposition::kLater, clock_.NowMillis() + kLaterRetryMs};
+      return Processed{};
+    return Processed{Disposition::kLater, clock_.NowMillis() + kLaterRetryMs};
   }
-  JobSchedule sched;
+  JobSchedule& sched = p.sched;
   sched.job_id = id;
   {
     auto r = schedule_->GetJob(id);
     if (!r.ok()) {
       FF_LOG_ERROR(Log(), "job {}: cannot read its schedule, trying again later: {}", id,
                    r.status().ToString());
-      return {Disposition::kLater, clock_.NowMillis() + kLaterRetryMs};
+      return Processed{Disposition::kLater, clock_.NowMillis() + kLaterRetryMs};
     }
     if (r->has_value()) sched = **r;
   }
   const int64_t now = clock_.NowMillis();
-  if (sched.next_attempt_at_ms > now) return {Disposition::kRetry, sched.next_attempt_at_ms};
-  const RetryPolicy policy = PolicyFor(job);
+  if (sched.next_attempt_at_ms > now) return Processed{Disposition::kRetry, sched.next_attempt_at_ms};
+  p.policy = PolicyFor(job);
+  const RetryPolicy& policy = p.policy;
 
-  AttemptPlan plan;
+  AttemptPlan& plan = p.plan;
   if (ledger && ledger->attempts_begun > 0) {
     if (ledger->attempts_begun > ledger->attempts_finished) {
       // A crash mid-call: close the interrupted attempt (not terminal) before resuming.
@@ -679,7 +738,7 @@ ModemWorker::Processed ModemWorker::ProcessJob(Channel& channel, const SchedJob&
       if (!st.ok()) {
         FF_LOG_ERROR(Log(), "job {}: cannot close interrupted attempt {}: {}", id, ledger->attempts_begun,
                      st.ToString());
-        return {Disposition::kLater, clock_.NowMillis() + kLaterRetryMs};
+        return Processed{Disposition::kLater, clock_.NowMillis() + kLaterRetryMs};
       }
       metrics_.resumed.Increment();
     }
@@ -700,12 +759,13 @@ ModemWorker::Processed ModemWorker::ProcessJob(Channel& channel, const SchedJob&
         return dedup_.FinishAttempt(id, 0, true, v1::STATE_DELIVERED, v1::REASON_UNSPECIFIED,
                                     clock_.NowMillis());
       });
-      if (!st.ok() && st.code() != Code::kAlreadyExists) return {Disposition::kLater, now + kLaterRetryMs};
+      if (!st.ok() && st.code() != Code::kAlreadyExists)
+        return Processed{Disposition::kLater, now + kLaterRetryMs};
       metrics_.CountOutcome(v1::STATE_DELIVERED, v1::REASON_UNSPECIFIED);
-      if (!EmitResult(job, done, true)) return {Disposition::kLater, now + kLaterRetryMs};
+      if (!EmitResult(job, done, true)) return Processed{Disposition::kLater, now + kLaterRetryMs};
       FinalizeReport(job, v1::STATE_DELIVERED, v1::REASON_UNSPECIFIED, done.classification.detail,
                      done.pages_confirmed_total);
-      return {};
+      return Processed{};
     }
     // Pages a broken call had started but the far end never confirmed are sent again.
     if (sched.pages_reached >= plan.first_page) {
@@ -721,78 +781,203 @@ ModemWorker::Processed ModemWorker::ProcessJob(Channel& channel, const SchedJob&
     const v1::FailureReason reason = sched.attempts.empty()
                                          ? v1::REASON_INTERNAL
                                          : static_cast<v1::FailureReason>(sched.attempts.back().reason);
-    if (FinishUndialled(job, state, reason, "max_dials", "max dials reached")) return {};
-    return {Disposition::kLater, now + kLaterRetryMs};
+    if (FinishUndialled(job, state, reason, "max_dials", "max dials reached")) return Processed{};
+    return Processed{Disposition::kLater, now + kLaterRetryMs};
   }
 
-  // Line plan: the job's own training failures, or what worked for this number before.
+  // Line plan: the job's own training failures, or what worked for this number before; normal
+  // resolution when the job's far end refused fine, or the number is known to accept normal only.
   int remembered = 0;
-  if (auto profile = schedule_->GetDestination(item.destination); profile.ok() && profile->has_value())
+  bool normal_only = false;
+  if (auto profile = schedule_->GetDestination(p.item->destination); profile.ok() && profile->has_value()) {
     remembered = (*profile)->step;
-  const LinePlan line_plan = LinePlanForStep(FallbackStep(policy, sched.training_failures, remembered));
-  plan.ecm = line_plan.ecm ? 1 : 0;
-  plan.modems = line_plan.modems;
+    normal_only = (*profile)->normal_only;
+  }
+  p.line_plan = LinePlanForStep(FallbackStep(policy, sched.training_failures, remembered));
+  plan.ecm = p.line_plan.ecm ? 1 : 0;
+  plan.modems = p.line_plan.modems;
+  plan.normal_resolution = sched.normal_resolution || normal_only;
+  return std::nullopt;
+}
 
-  AttemptRecord record;
-  record.attempt = plan.attempt;
-  record.first_page = plan.first_page;
-  record.channel = channel.name();
-  record.line_plan = line_plan.ToString();
-  bool begun = false;
-  bool suppressed = false;
-  AttemptHooks hooks;
+std::vector<ModemWorker::Processed> ModemWorker::ProcessCall(Channel& channel,
+                                                             const std::vector<const SchedJob*>& items) {
+  std::vector<Participant> parts(items.size());
+  std::vector<Processed> results(items.size());
+  std::vector<size_t> live;  // jobs that go into the call, in call order
+  for (size_t i = 0; i < items.size(); ++i) {
+    parts[i].item = items[i];
+    if (auto settled = PrepareJob(parts[i])) {
+      results[i] = *settled;
+    } else {
+      live.push_back(i);
+    }
+  }
+  if (live.empty()) return results;
+
+  // One call, one line plan: the most careful fallback step of its jobs, and normal resolution
+  // when any of them needs it.
+  int step = 0;
+  bool normal = false;
+  for (size_t i : live) {
+    step = std::max(step, parts[i].line_plan.step);
+    normal = normal || parts[i].plan.normal_resolution;
+  }
+  const LinePlan line_plan = LinePlanForStep(step);
+  AttemptPlan call_plan;
+  call_plan.ecm = line_plan.ecm ? 1 : 0;
+  call_plan.modems = line_plan.modems;
+  call_plan.normal_resolution = normal;
+  std::vector<CallDocument> documents;
+  for (size_t i : live) {
+    Participant& p = parts[i];
+    p.line_plan = line_plan;
+    p.plan.ecm = call_plan.ecm;
+    p.plan.modems = call_plan.modems;
+    p.plan.normal_resolution = normal;
+    p.record.attempt = p.plan.attempt;
+    p.record.first_page = p.plan.first_page;
+    p.record.channel = channel.name();
+    p.record.line_plan = line_plan.ToString() + (normal ? "+normal" : "");
+    documents.push_back(CallDocument{&p.item->job, p.plan.attempt, p.plan.first_page});
+  }
+  if (live.size() > 1) {
+    metrics_.multi_document_calls.Increment();
+    FF_LOG_INFO(Log(), "{}: one call to {} carries {} jobs", channel.name(),
+                parts[live.front()].item->job.number(), live.size());
+  }
+
+  CallHooks hooks;
   hooks.before_dial = [&]() -> Status {
-    Status s = RetryStore(
-        [&] { return dedup_.BeginAttempt(id, plan.attempt, job.pages_size(), clock_.NowMillis()); });
-    if (s.code() == Code::kAlreadyExists) suppressed = true;
-    if (!s.ok()) return s;
-    begun = true;
-    record.started_ms = clock_.NowMillis();
-    metrics_.attempts.Increment();
-    metrics_.line_plans.Add({{"plan", line_plan.ToString()}}).Increment();
-    v1::DeliveryEvent ev;
-    auto* started = ev.mutable_attempt_started();
-    started->set_attempt(plan.attempt);
-    started->set_first_page(plan.first_page);
-    started->set_channel(channel.name());
-    Emit(job, std::move(ev));
+    Status failed = Status::Ok();
+    for (size_t i : live) {
+      Participant& p = parts[i];
+      const v1::OutboundJob& job = p.item->job;
+      Status s = RetryStore([&] {
+        return dedup_.BeginAttempt(job.job_id(), p.plan.attempt, job.pages_size(), clock_.NowMillis());
+      });
+      if (s.code() == Code::kAlreadyExists) p.suppressed = true;
+      if (!s.ok()) {
+        failed = s;
+        break;
+      }
+      p.begun = true;
+    }
+    if (!failed.ok()) {
+      // Nothing is dialled: close the attempts already begun for the call's other jobs (they
+      // dial again later with the next attempt number).
+      for (size_t i : live) {
+        Participant& p = parts[i];
+        if (!p.begun) continue;
+        const std::string& id = p.item->job.job_id();
+        Status s = RetryStore([&] {
+          return dedup_.FinishAttempt(id, p.plan.attempt, false, v1::STATE_FAILED, v1::REASON_INTERNAL,
+                                      clock_.NowMillis());
+        });
+        if (!s.ok()) FF_LOG_ERROR(Log(), "job {}: cannot close undialled attempt: {}", id, s.ToString());
+        p.begun = false;
+      }
+      return failed;
+    }
+    for (size_t i : live) {
+      Participant& p = parts[i];
+      p.record.started_ms = clock_.NowMillis();
+      metrics_.attempts.Increment();
+      metrics_.line_plans.Add({{"plan", line_plan.ToString()}}).Increment();
+      v1::DeliveryEvent ev;
+      auto* started = ev.mutable_attempt_started();
+      started->set_attempt(p.plan.attempt);
+      started->set_first_page(p.plan.first_page);
+      started->set_channel(channel.name());
+      Emit(p.item->job, std::move(ev));
+    }
     return Status::Ok();
   };
   hooks.on_connected = [&](const std::string& csid, int bit_rate, bool ecm) {
-    sched.pages_reached = std::max(sched.pages_reached, plan.first_page);
-    Status s = schedule_->PutJob(sched);
-    if (!s.ok()) FF_LOG_WARN(Log(), "job {}: schedule not updated: {}", id, s.ToString());
-    v1::DeliveryEvent ev;
-    auto* c = ev.mutable_connected();
-    c->set_attempt(plan.attempt);
-    c->set_remote_csid(csid);
-    c->set_bit_rate(bit_rate);
-    c->set_ecm(ecm);
-    Emit(job, std::move(ev));
+    {
+      // The call starts sending the first job's pages.
+      Participant& first = parts[live.front()];
+      first.sched.pages_reached = std::max(first.sched.pages_reached, first.plan.first_page);
+      Status s = schedule_->PutJob(first.sched);
+      if (!s.ok())
+        FF_LOG_WARN(Log(), "job {}: schedule not updated: {}", first.item->job.job_id(), s.ToString());
+    }
+    for (size_t i : live) {
+      Participant& p = parts[i];
+      v1::DeliveryEvent ev;
+      auto* c = ev.mutable_connected();
+      c->set_attempt(p.plan.attempt);
+      c->set_remote_csid(csid);
+      c->set_bit_rate(bit_rate);
+      c->set_ecm(ecm);
+      Emit(p.item->job, std::move(ev));
+    }
   };
-  hooks.on_page_confirmed = [&](int32_t page) {
-    Status s = RetryStore([&] { return dedup_.ConfirmPage(id, plan.attempt, page, clock_.NowMillis()); });
+  hooks.on_page_confirmed = [&](size_t doc, int32_t page) {
+    Participant& p = parts[live.at(doc)];
+    const v1::OutboundJob& job = p.item->job;
+    const std::string& id = job.job_id();
+    Status s = RetryStore([&] { return dedup_.ConfirmPage(id, p.plan.attempt, page, clock_.NowMillis()); });
     if (!s.ok())
       FF_LOG_ERROR(Log(), "job {}: cannot record page {} as confirmed: {}", id, page, s.ToString());
-    sched.pages.push_back(PageRecord{page, plan.attempt, clock_.NowMillis()});
-    sched.pages_reached = std::max(sched.pages_reached, std::min(page + 1, job.pages_size()));
-    s = schedule_->PutJob(sched);
+    p.sched.pages.push_back(PageRecord{page, p.plan.attempt, clock_.NowMillis()});
+    p.sched.pages_reached = std::max(p.sched.pages_reached, std::min(page + 1, job.pages_size()));
+    s = schedule_->PutJob(p.sched);
     if (!s.ok()) FF_LOG_WARN(Log(), "job {}: schedule not updated: {}", id, s.ToString());
     metrics_.pages_sent.Increment();
     v1::DeliveryEvent ev;
-    ev.mutable_page_confirmed()->set_attempt(plan.attempt);
+    ev.mutable_page_confirmed()->set_attempt(p.plan.attempt);
     ev.mutable_page_confirmed()->set_page(page);
     Emit(job, std::move(ev));
+    if (page == job.pages_size() && doc + 1 < live.size()) {
+      // The call moves on to the next job's pages.
+      Participant& next = parts[live[doc + 1]];
+      next.sched.pages_reached = std::max(next.sched.pages_reached, next.plan.first_page);
+      s = schedule_->PutJob(next.sched);
+      if (!s.ok())
+        FF_LOG_WARN(Log(), "job {}: schedule not updated: {}", next.item->job.job_id(), s.ToString());
+    }
   };
-  hooks.should_abort = [this, &job] { return abort_calls_.load() || IsCancelled(job); };
+  // A call hangs up at shutdown, or when every job it carries is cancelled.
+  hooks.should_abort = [&] {
+    if (t_channel_beat != nullptr) t_channel_beat->Beat();  // once a second of line time
+    if (abort_calls_.load()) return true;
+    for (size_t i : live)
+      if (!IsCancelled(parts[i].item->job)) return false;
+    return true;
+  };
 
-  auto outcome = channel.RunAttempt(job, plan, hooks);
+  auto outcomes = channel.RunCall(documents, call_plan, hooks);
+  const int64_t done_ms = clock_.NowMillis();
+  if (outcomes.ok()) {
+    for (const auto& o : *outcomes) {
+      if (!o.t38) continue;
+      metrics_.CountT38Call(*o.t38);  // once per call
+      break;
+    }
+  }
+  for (size_t k = 0; k < live.size(); ++k) {
+    Result<AttemptOutcome> o =
+        outcomes.ok() ? Result<AttemptOutcome>((*outcomes)[k]) : Result<AttemptOutcome>(outcomes.status());
+    results[live[k]] = FinishJob(parts[live[k]], std::move(o), done_ms, live.size() > 1);
+  }
+  return results;
+}
+
+ModemWorker::Processed ModemWorker::FinishJob(Participant& p, Result<AttemptOutcome> outcome, int64_t done_ms,
+                                              bool shared_call) {
+  const v1::OutboundJob& job = p.item->job;
+  const std::string& id = job.job_id();
+  const AttemptPlan& plan = p.plan;
+  JobSchedule& sched = p.sched;
+  AttemptRecord& record = p.record;
+  Status st;
   if (!outcome.ok()) {
-    if (suppressed) {
+    if (p.suppressed) {
       Suppress(job, "attempt " + std::to_string(plan.attempt) + " already begun elsewhere");
       return {};
     }
-    if (!begun) {
+    if (!p.begun) {
       // Nothing dialled (blob store or disk trouble): try again later.
       FF_LOG_ERROR(Log(), "job {}: attempt {} not started: {}", id, plan.attempt,
                    outcome.status().ToString());
@@ -819,8 +1004,9 @@ ModemWorker::Processed ModemWorker::ProcessJob(Channel& channel, const SchedJob&
     metrics_.call_seconds.Observe(static_cast<double>(o.line_ms) / 1000.0);
     if (o.bit_rate > 0) metrics_.bit_rate.Observe(o.bit_rate);
   }
-  if (o.aborted && IsCancelled(job)) {
-    // Cancelled during the call: hung up; the job ends CANCELLED with the pages confirmed so far.
+  // Cancelled during the call: hung up (or, in a call shared with other jobs, its pages went on
+  // until the others were done); ends CANCELLED with the pages confirmed so far.
+  if (IsCancelled(job) && (o.aborted || (shared_call && o.classification.state != v1::STATE_DELIVERED))) {
     o.completion_name = "cancelled";
     o.classification = Classification{
         v1::STATE_CANCELLED, v1::REASON_UNSPECIFIED,
@@ -858,29 +1044,49 @@ ModemWorker::Processed ModemWorker::ProcessJob(Channel& channel, const SchedJob&
   ++sched.dials;
   if (answered) ++sched.tries;
   if (o.classification.reason == v1::REASON_TRAINING_FAILED) ++sched.training_failures;
+  // The far end refused fine resolution before any page: the next attempt sends 204x98.
+  const bool refused_fine = answered && o.completion_code == T30_ERR_NORESSUPPORT &&
+                            !plan.normal_resolution && o.pages_confirmed_call == 0;
+  if (refused_fine) sched.normal_resolution = true;
   record.state = o.classification.state;
   record.reason = o.classification.reason;
   sched.attempts.push_back(record);
-  const int64_t done_ms = clock_.NowMillis();
   RetryDecision decision;
   if (o.classification.state != v1::STATE_DELIVERED)
-    decision =
-        DecideRetry(policy, o.classification, answered, {sched.dials, sched.tries, sched.training_failures});
-  const int64_t expires = item.expires_at_ms;
+    decision = DecideRetry(p.policy, o.classification, answered,
+                           {sched.dials, sched.tries, sched.training_failures});
+  if (refused_fine && !decision.retry) {
+    if (sched.dials < p.policy.max_dials && sched.tries < p.policy.max_tries) {
+      decision.retry = true;
+      decision.delay_ms = 0;
+      decision.why = "the far end accepts normal resolution only: retry now at 204x98";
+      metrics_.normal_resolution_retries.Increment();
+    } else {
+      decision.why = "the far end accepts normal resolution only, but no call is left";
+    }
+  }
+  const int64_t expires = p.item->expires_at_ms;
   if (decision.retry && expires > 0 && done_ms + decision.delay_ms >= expires) {
     decision.retry = false;
     decision.why = "the job expires before the next attempt";
   }
 
-  // What worked for this number: the line plan of a call that got pages through.
-  if (o.pages_confirmed_call > 0 || o.classification.state == v1::STATE_DELIVERED) {
+  // What worked for this number: the line plan of a call that got pages through; a number that
+  // refused fine resolution gets normal resolution from the first attempt next time.
+  if (o.pages_confirmed_call > 0 || o.classification.state == v1::STATE_DELIVERED || refused_fine) {
     DestinationProfile profile;
-    profile.destination = item.destination;
-    if (auto old = schedule_->GetDestination(item.destination); old.ok() && old->has_value()) profile = **old;
-    profile.step = line_plan.step;
-    profile.bit_rate = o.bit_rate;
-    profile.ecm = o.ecm;
-    ++profile.successes;
+    profile.destination = p.item->destination;
+    if (auto old = schedule_->GetDestination(p.item->destination); old.ok() && old->has_value())
+      profile = **old;
+    if (refused_fine) {
+      profile.normal_only = true;
+    } else {
+      profile.step = p.line_plan.step;
+      profile.bit_rate = o.bit_rate;
+      profile.ecm = o.ecm;
+      profile.normal_only = profile.normal_only || plan.normal_resolution;
+      ++profile.successes;
+    }
     profile.updated_ms = done_ms;
     if (Status s = schedule_->PutDestination(profile); !s.ok())
       FF_LOG_WARN(Log(), "destination memory not updated: {}", s.ToString());
@@ -912,7 +1118,7 @@ ModemWorker::Processed ModemWorker::ProcessJob(Channel& channel, const SchedJob&
     r->set_dials(sched.dials);
     r->set_tries(sched.tries);
     Emit(job, std::move(ev));
-    FF_LOG_INFO(Log(), "job {} attempt {} on {}: {} {} ({}/{} pages); {}", id, plan.attempt, channel.name(),
+    FF_LOG_INFO(Log(), "job {} attempt {} on {}: {} {} ({}/{} pages); {}", id, plan.attempt, record.channel,
                 v1::RecipientState_Name(o.classification.state),
                 v1::FailureReason_Name(o.classification.reason), o.pages_confirmed_total, o.pages_total,
                 decision.why);
@@ -936,7 +1142,7 @@ ModemWorker::Processed ModemWorker::ProcessJob(Channel& channel, const SchedJob&
   // later, suppressed by the ledger, and the terminal event re-emitted from it.
   const bool emitted = EmitResult(job, o, true);
   FF_LOG_INFO(Log(), "job {} attempt {} on {}: {} {} ({} {}/{} pages, {} ms line)", id, plan.attempt,
-              channel.name(), v1::RecipientState_Name(o.classification.state),
+              record.channel, v1::RecipientState_Name(o.classification.state),
               v1::FailureReason_Name(o.classification.reason), o.completion_name, o.pages_confirmed_total,
               o.pages_total, o.line_ms);
   if (!emitted) return {Disposition::kLater, clock_.NowMillis() + kLaterRetryMs};

@@ -9,7 +9,13 @@
 // queue_capacity jobs the fax.jobs partitions are paused, and resumed when room frees up).
 // A free channel takes the highest-priority eligible job (send_at / retry delay reached, inside
 // its time-of-day window, its number below max_calls_per_destination), preferring the number it
-// just called while no higher-priority job waits (back-to-back batching, at most batch_max).
+// just called while no higher-priority job waits (back-to-back, at most batch_max in a row).
+// Several documents in one call: the number's other ready, compatible jobs (same tenant,
+// resolution, TSI, header) ride in the same call (Scheduler::TakeCompanions: never one that a
+// strictly higher-priority job elsewhere outranks), up to batch_max jobs; each job keeps its own
+// ledger attempt, events, retry and terminal state (ProcessCall; docs/modem.md).
+// Normal resolution: a far end that refuses fine (T30_ERR_NORESSUPPORT) gets an immediate retry
+// at 204x98 (pages::ToNormalResolution), remembered for the number.
 // Expired jobs (expires_at_ms, or submitted_at + job_ttl_seconds) end EXPIRED without dialling.
 // Cancel commands (fax.control, every partition, replayed from the start at Start()) end queued
 // jobs CANCELLED without dialling and hang up a call in progress (within 1 s of line time).
@@ -51,6 +57,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -58,6 +65,7 @@
 
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/heartbeat.h"
 #include "common/status.h"
 #include "schemas/event.pb.h"
 #include "schemas/job.pb.h"
@@ -91,7 +99,7 @@ struct ModemOptions {
   size_t queue_capacity = 0;                  // scheduler capacity; 0: max(64, 16 x channels)
   std::string control_topic = "fax.control";  // cancel commands; empty: none
   int max_calls_per_destination = 1;
-  int batch_max = 8;            // back-to-back jobs to one number on one channel
+  int batch_max = 8;  // jobs to one number in one call (several documents), and in a row on a channel
   int64_t job_ttl_seconds = 0;  // default expiry from submission when a job has none; 0: never
   RetryPolicy retry;            // HylaFAX defaults; per-job overrides on OutboundJob.retry
   bool reports = true;          // transmission reports (JSON + PDF) for terminal recipients
@@ -101,6 +109,9 @@ struct ModemOptions {
   // sim line settings (used when the line is `sim`)
   std::string sim_behaviours;
   SimLineOptions sim;
+  // Liveness of the worker's loops (components "modem_jobs", "modem_control" and "modem_channel",
+  // one loop per channel, beating once a second during a call); null: none. Outlives the worker.
+  Heartbeats* heartbeats = nullptr;
 
   // channels, call timeout, local ident, site, work dir (<data_dir>/modem-work) and sim settings
   // (received dir defaults to <data_dir>/received).
@@ -154,7 +165,17 @@ class ModemWorker {
   void Admit(bus::Record& record);
   void SweepExpired();
   void UpdateSchedulerGauges();
+  struct Participant;  // one job's part in a call (modem_worker.cc)
   Processed ProcessJob(Channel& channel, const SchedJob& item);
+  // One call carrying the jobs `items` (same number, compatible): each job is checked against
+  // the ledger first (suppressed, cancelled, resumed, ...); the others share one call and each
+  // ends with its own outcome. Results in the order of `items`.
+  std::vector<Processed> ProcessCall(Channel& channel, const std::vector<const SchedJob*>& items);
+  // Before dialling: settles the job without a call (returns its disposition) or fills its
+  // attempt plan (returns nullopt).
+  std::optional<Processed> PrepareJob(Participant& p);
+  // After the call: ledger, events, retry decision, destination memory, report.
+  Processed FinishJob(Participant& p, Result<AttemptOutcome> outcome, int64_t done_ms, bool shared_call);
   // Ends a job that was not (or no longer) dialled: cancelled, expired, out of retries.
   // Returns true when the job is finished (terminal recorded or already terminal).
   bool FinishUndialled(const v1::OutboundJob& job, v1::RecipientState state, v1::FailureReason reason,

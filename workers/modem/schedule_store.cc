@@ -57,6 +57,7 @@ std::string EncodeJobSchedule(const JobSchedule& s) {
               {"next_attempt_at_ms", s.next_attempt_at_ms},
               {"pages_reached", s.pages_reached},
               {"pages_resent", s.pages_resent},
+              {"normal_resolution", s.normal_resolution},
               {"attempts", attempts},
               {"pages", pages}}
       .dump();
@@ -73,6 +74,7 @@ Result<JobSchedule> DecodeJobSchedule(const std::string& text) {
     s.next_attempt_at_ms = j.value("next_attempt_at_ms", int64_t{0});
     s.pages_reached = j.value("pages_reached", 0);
     s.pages_resent = j.value("pages_resent", int64_t{0});
+    s.normal_resolution = j.value("normal_resolution", false);
     for (const auto& a : j.value("attempts", json::array())) s.attempts.push_back(AttemptFromJson(a));
     for (const auto& p : j.value("pages", json::array()))
       s.pages.push_back(PageRecord{p.at(0).get<int32_t>(), p.at(1).get<int32_t>(), p.at(2).get<int64_t>()});
@@ -86,7 +88,7 @@ std::string EncodeDestination(const DestinationProfile& d) {
   return json{{"destination", d.destination}, {"step", d.step},
               {"bit_rate", d.bit_rate},       {"ecm", d.ecm},
               {"successes", d.successes},     {"training_failures", d.training_failures},
-              {"updated_ms", d.updated_ms}}
+              {"updated_ms", d.updated_ms},   {"normal_only", d.normal_only}}
       .dump();
 }
 
@@ -101,6 +103,7 @@ Result<DestinationProfile> DecodeDestination(const std::string& text) {
     d.successes = j.value("successes", 0);
     d.training_failures = j.value("training_failures", 0);
     d.updated_ms = j.value("updated_ms", int64_t{0});
+    d.normal_only = j.value("normal_only", false);
     return d;
   } catch (const std::exception& e) {
     return Status::Fatal(Code::kCorruption, std::string("modem destination record: ") + e.what());

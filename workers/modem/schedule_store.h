@@ -56,6 +56,9 @@ struct JobSchedule {
   int64_t next_attempt_at_ms = 0;  // 0: now
   int32_t pages_reached = 0;       // highest page a call started sending (0: none)
   int64_t pages_resent = 0;
+  // The far end refused fine resolution (T30_ERR_NORESSUPPORT): later attempts send the pages
+  // converted to 204x98 (pages::ToNormalResolution).
+  bool normal_resolution = false;
   std::vector<AttemptRecord> attempts;
   std::vector<PageRecord> pages;
 };
@@ -68,6 +71,7 @@ struct DestinationProfile {
   int32_t successes = 0;
   int32_t training_failures = 0;
   int64_t updated_ms = 0;
+  bool normal_only = false;  // refused fine resolution: send 204x98 from the first attempt
 };
 
 std::string EncodeJobSchedule(const JobSchedule& s);

@@ -77,16 +77,49 @@ std::optional<SchedJob> Scheduler::TakeNext(int64_t now_ms, std::string_view pre
   return out;
 }
 
+std::vector<SchedJob> Scheduler::TakeCompanions(
+    const SchedJob& lead, int64_t now_ms, size_t max,
+    const std::function<bool(const v1::OutboundJob&, const v1::OutboundJob&)>& compatible) {
+  std::vector<SchedJob> out;
+  if (max == 0) return out;
+  // The most urgent job another channel could dial now (another number, below its call limit).
+  bool other = false;
+  int32_t other_priority = 0;
+  for (const auto& [k, j] : queue_) {
+    if (j.destination == lead.destination || !Ready(j, now_ms) ||
+        ActiveCalls(j.destination) >= max_per_destination_)
+      continue;
+    other = true;
+    other_priority = j.job.priority();
+    break;  // queue order: the first one has the highest priority
+  }
+  for (auto it = queue_.begin(); it != queue_.end() && out.size() < max;) {
+    const SchedJob& j = it->second;
+    if (j.destination != lead.destination || !Ready(j, now_ms) || !compatible(lead.job, j.job) ||
+        (other && other_priority > j.job.priority())) {
+      ++it;
+      continue;
+    }
+    SchedJob taken = std::move(it->second);
+    it = queue_.erase(it);
+    taken.companion = true;
+    active_ids_.insert(taken.job.job_id());
+    out.push_back(std::move(taken));
+  }
+  return out;
+}
+
 void Scheduler::Done(const SchedJob& job) {
   auto it = active_.find(job.destination);
-  if (it != active_.end() && --it->second <= 0) active_.erase(it);
+  if (!job.companion && it != active_.end() && --it->second <= 0) active_.erase(it);
   active_ids_.erase(job.job.job_id());
   ids_.erase(job.job.job_id());
 }
 
 void Scheduler::Requeue(SchedJob job, int64_t not_before_ms) {
   auto it = active_.find(job.destination);
-  if (it != active_.end() && --it->second <= 0) active_.erase(it);
+  if (!job.companion && it != active_.end() && --it->second <= 0) active_.erase(it);
+  job.companion = false;
   active_ids_.erase(job.job.job_id());
   job.not_before_ms = not_before_ms;
   Key k = KeyOf(job);

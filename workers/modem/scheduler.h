@@ -42,6 +42,7 @@ struct SchedJob {
   int64_t not_before_ms = 0;
   int64_t expires_at_ms = 0;  // 0 = never
   uint64_t seq = 0;           // set by Add: arrival order
+  bool companion = false;     // rides another job's call (TakeCompanions): holds no call slot
 };
 
 // Time-of-day window checks (SendWindow semantics, see schemas/job.proto).
@@ -69,6 +70,14 @@ class Scheduler {
   // The job a free channel should dial now, marked in progress (its destination counts one call
   // more) until Done(). nullopt when nothing is eligible.
   std::optional<SchedJob> TakeNext(int64_t now_ms, std::string_view prefer_destination = {});
+  // Several documents in one call: queued jobs to lead's destination that may ride lead's call
+  // (taken by TakeNext), at most `max`, in priority/FIFO order. A job joins only if it is
+  // ready (send_at, retry delay, window) and `compatible` with lead, and no eligible job to
+  // another number has a strictly higher priority than it (so a batch never delays a more
+  // urgent fax). Companions are in progress but hold no call slot of the destination.
+  std::vector<SchedJob> TakeCompanions(
+      const SchedJob& lead, int64_t now_ms, size_t max,
+      const std::function<bool(const v1::OutboundJob& lead, const v1::OutboundJob& other)>& compatible);
   // The call of a taken job ended: frees its destination slot; the job leaves the scheduler.
   void Done(const SchedJob& job);
   // The call of a taken job ended and the job waits for another attempt at not_before_ms.

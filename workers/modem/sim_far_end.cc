@@ -1,6 +1,7 @@
 #include "workers/modem/sim_far_end.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -19,6 +20,25 @@ std::string_view Trim(std::string_view s) {
 }
 
 Status Invalid(std::string message) { return Status::Permanent(Code::kInvalidArgument, std::move(message)); }
+
+// Training time of the modem a DCS selects (FIF octet 2, bits 0x3C; SpanDSP's fallback table):
+// V.17 long training, V.29, V.27ter 4800 / 2400.
+int64_t TrainingMs(uint8_t fif2) {
+  switch (fif2 & 0x3C) {
+    case 0x20:
+    case 0x28:
+    case 0x24:
+    case 0x2C:
+      return 1393;
+    case 0x04:
+    case 0x0C:
+      return 253;
+    case 0x08:
+      return 708;
+    default:
+      return 943;
+  }
+}
 
 std::string FormatNumber(double v) {
   char buf[32];
@@ -42,6 +62,7 @@ bool IsFaxReceiver(FarEndKind kind) {
     case FarEndKind::kNoise:
     case FarEndKind::kSlow:
     case FarEndKind::kNormalOnly:
+    case FarEndKind::kTrainFail:
       return true;
     default:
       return false;
@@ -70,6 +91,8 @@ std::string FarEndBehaviour::ToString() const {
       return "slow:" + std::to_string(max_bps);
     case FarEndKind::kNormalOnly:
       return "normal_only";
+    case FarEndKind::kTrainFail:
+      return fail_ecm ? "train_fail:v17+ecm" : "train_fail:v17";
   }
   return "unknown";
 }
@@ -106,11 +129,13 @@ Result<FarEndBehaviour> ParseBehaviour(std::string_view text) {
       return Invalid("sim behaviour '" + std::string(text) + "': noise needs a level in dBm0, -90..0");
     return FarEndBehaviour{.kind = FarEndKind::kNoise, .noise_dbm0 = level};
   }
+  if (text == "train_fail:v17") return FarEndBehaviour{.kind = FarEndKind::kTrainFail};
+  if (text == "train_fail:v17+ecm") return FarEndBehaviour{.kind = FarEndKind::kTrainFail, .fail_ecm = true};
   if (text == "slow:9600") return FarEndBehaviour{.kind = FarEndKind::kSlow, .max_bps = 9600};
   if (text == "slow:4800") return FarEndBehaviour{.kind = FarEndKind::kSlow, .max_bps = 4800};
   return Invalid("unknown sim behaviour '" + std::string(text) +
                  "' (known: answer, busy, no_answer, voice, silence, drop_after:N, t38, t38_loss:P, noise:L, "
-                 "slow:9600, slow:4800, normal_only)");
+                 "slow:9600, slow:4800, normal_only, train_fail:v17, train_fail:v17+ecm)");
 }
 
 std::string NumberDigits(std::string_view number) {
@@ -138,6 +163,8 @@ const std::vector<std::pair<std::string, FarEndBehaviour>>& SimDirectory::BuiltI
       {"+15550100105", {.kind = FarEndKind::kSlow, .max_bps = 4800}},
       {"+15550100106", {.kind = FarEndKind::kNoise, .noise_dbm0 = -50}},
       {"+15550100107", {.kind = FarEndKind::kNoise, .noise_dbm0 = -30}},
+      {"+15550100108", {.kind = FarEndKind::kTrainFail}},
+      {"+15550100109", {.kind = FarEndKind::kTrainFail, .fail_ecm = true}},
   };
   return kBuiltIn;
 }
@@ -205,10 +232,30 @@ Result<std::unique_ptr<SimFarEnd>> SimFarEnd::Answer(const FarEndBehaviour& beha
     if (behaviour.kind == FarEndKind::kNormalOnly) rx.resolutions = T30_SUPPORT_STANDARD_RESOLUTION;
     SimFarEnd* self = f.get();
     if (behaviour.kind == FarEndKind::kDropAfter) {
-      rx.on_frame = [self](bool sent, int fcf) {
+      rx.on_frame = [self](bool sent, int fcf, std::span<const uint8_t>) {
         if (!sent || fcf != T30_MCF || self->drop_armed_) return;
         if (self->fax_ && self->fax_->Stats().pages_rx >= self->behaviour_.drop_after_pages)
           self->drop_armed_ = true;
+      };
+    }
+    if (behaviour.kind == FarEndKind::kTrainFail) {
+      rx.on_frame = [self](bool sent, int fcf, std::span<const uint8_t> frame) {
+        if (sent || fcf != T30_DCS) return;
+        if (!self->first_dcs_seen_) {
+          self->first_dcs_seen_ = true;
+          // DCS FIF octet 2 (frame[4]) bit 0x20: V.17; octet 4 (frame[6]) bit 0x04: ECM.
+          const bool v17 = frame.size() > 4 && (frame[4] & 0x20) != 0;
+          const bool ecm = frame.size() > 6 && (frame[6] & 0x04) != 0;
+          self->train_doomed_ = v17 || (self->behaviour_.fail_ecm && ecm);
+        }
+        // The TCF follows the DCS: 75 ms gap, the modem's training, 1.5 s of zeros. The
+        // training succeeds but the zeros arrive with heavy noise, so the far end's check
+        // fails and it answers FTT (SpanDSP then tries the next lower rate).
+        if (self->train_doomed_ && frame.size() > 4) {
+          const int64_t start = self->line_ms_ + 75 + TrainingMs(frame[4]) + 200;
+          self->garble_from_ms_ = start;
+          self->garble_until_ms_ = start + 1000;
+        }
       };
     }
     FF_ASSIGN_OR_RETURN(f->fax_, FaxSession::NewReceiver(rx));
@@ -238,8 +285,20 @@ void SimFarEnd::Process(std::span<const int16_t, kFrameSamples> from_caller,
     case FarEndKind::kT38:
     case FarEndKind::kNoise:
     case FarEndKind::kSlow:
-    case FarEndKind::kNormalOnly: {
-      fax_->Receive(from_caller);
+    case FarEndKind::kNormalOnly:
+    case FarEndKind::kTrainFail: {
+      if (line_ms_ >= garble_from_ms_ && line_ms_ <= garble_until_ms_) {
+        // A line that cannot carry this modem: the TCF's zeros arrive with heavy noise.
+        std::array<int16_t, kFrameSamples> garbled;
+        for (size_t i = 0; i < garbled.size(); ++i) {
+          noise_state_ = noise_state_ * 6364136223846793005ULL + 1442695040888963407ULL;
+          const int noise = static_cast<int>(static_cast<int64_t>(noise_state_ >> 48) % 16001) - 8000;
+          garbled[i] = static_cast<int16_t>(std::clamp(from_caller[i] + noise, -32768, 32767));
+        }
+        fax_->Receive(garbled);
+      } else {
+        fax_->Receive(from_caller);
+      }
       fax_->Transmit(to_caller);
       if (fax_->Finished()) {
         // The far end's T.30 ended (DCN): it hangs up once its last frame has been sent.

@@ -10,7 +10,11 @@
 // conditions t38 / t38_loss:P (the call carries T.38 over an in-process UDPTL pipe losing P % of
 // the datagrams each way), noise:L (AWGN at L dBm0 added to both audio directions),
 // slow:9600 / slow:4800 (V.29+V.27ter / V.27ter only) and normal_only (standard resolution only:
-// a fine page fails as capability_mismatch, T30_ERR_NORESSUPPORT). The parser rejects unknown names.
+// a fine page fails as capability_mismatch, T30_ERR_NORESSUPPORT), train_fail:v17 (a line that
+// cannot carry V.17: in a call whose first DCS selects V.17, every training check (TCF) of the
+// call fails, so SpanDSP's in-call fallback never rescues it and the call ends training_failed;
+// a call that starts at 9600 or below trains) and train_fail:v17+ecm (also fails calls that use
+// ECM: only 9600 without ECM gets through). The parser rejects unknown names.
 //
 // Threading: SimDirectory is immutable after Create (thread-safe reads). A SimFarEnd belongs to
 // the thread of its call.
@@ -41,7 +45,8 @@ enum class FarEndKind {
   kT38,
   kNoise,
   kSlow,
-  kNormalOnly
+  kNormalOnly,
+  kTrainFail
 };
 
 struct FarEndBehaviour {
@@ -50,6 +55,7 @@ struct FarEndBehaviour {
   double t38_loss_percent = 0;   // kT38: datagrams lost each way
   double noise_dbm0 = 0;         // kNoise: AWGN level
   int max_bps = 0;               // kSlow: 9600 or 4800
+  bool fail_ecm = false;         // kTrainFail: also fails calls that use ECM (train_fail:v17+ecm)
   std::string ToString() const;  // "answer", "drop_after:2", ...
   bool operator==(const FarEndBehaviour&) const = default;
 };
@@ -123,6 +129,12 @@ class SimFarEnd {
   bool hung_up_ = false;
   bool finished_ = false;
   int pages_at_finish_ = 0;
+  // train_fail state: the call is doomed (its first DCS matched)
+  bool train_doomed_ = false;
+  bool first_dcs_seen_ = false;
+  int64_t garble_from_ms_ = -1;  // the current TCF's zeros: noise added from..until
+  int64_t garble_until_ms_ = -2;
+  uint64_t noise_state_ = 0x9e3779b97f4a7c15ULL;
   // drop_after state
   bool drop_armed_ = false;       // MCF for the last page to accept is being sent
   bool mcf_audio_seen_ = false;   // its audio started

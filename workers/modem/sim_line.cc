@@ -8,8 +8,11 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "common/log.h"
+#include "pages/pages.h"
 #include "workers/modem/t38_link.h"
 
 namespace faxflow::modem {
@@ -141,7 +144,8 @@ class SimCall final : public Call {
     if (rec.pages_received > 0) rec.received_path = far_->ReceivedPath();
     rec.completion = far_->Completion();
     rec.line_ms = line_ms_;
-    Status st = line_.AppendCallRecord(rec);
+    Status st =
+        request_.documents.empty() ? line_.AppendCallRecord(rec) : line_.AppendSharedCall(request_, rec);
     if (!st.ok()) {
       static const auto logger = Logger("modem");
       FF_LOG_ERROR(logger, "sim line: cannot append call record: {}", st.ToString());
@@ -171,7 +175,11 @@ std::string ToJsonLine(const SimCallRecord& r) {
          ",\"attempt\":" + std::to_string(r.attempt) + ",\"behaviour\":" + JsonEscape(r.behaviour) +
          ",\"pages_received\":" + std::to_string(r.pages_received) +
          ",\"received_path\":" + JsonEscape(r.received_path) + ",\"completion\":" + JsonEscape(r.completion) +
-         ",\"line_ms\":" + std::to_string(r.line_ms) + "}\n";
+         ",\"line_ms\":" + std::to_string(r.line_ms) +
+         (r.call.empty() ? std::string()
+                         : ",\"call\":" + JsonEscape(r.call) +
+                               ",\"call_documents\":" + std::to_string(r.call_documents)) +
+         "}\n";
 }
 
 SimLineDriver::SimLineDriver(const SimLineOptions& options, SimDirectory directory, Clock& clock)
@@ -195,7 +203,50 @@ std::string SimLineDriver::ReceivedPath(const CallRequest& r) const {
   std::string digits = NumberDigits(r.number);
   if (digits.empty()) digits = "unknown";
   return options_.received_dir + "/" + digits + "/" + SafeFileName(r.job_id) + "-a" +
-         std::to_string(r.attempt) + ".tif";
+         std::to_string(r.attempt) + (r.documents.empty() ? ".tif" : "-call.tif");
+}
+
+Status SimLineDriver::AppendSharedCall(const CallRequest& request, const SimCallRecord& call) {
+  // The far end received one file: split it into each job's pages (in call order).
+  std::vector<std::string> received;
+  if (!call.received_path.empty()) {
+    std::ifstream in(call.received_path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto pages = pages::SplitPages(bytes);
+    if (!pages.ok()) return pages.status().WithContext("sim line: splitting " + call.received_path);
+    received = std::move(*pages);
+  }
+  size_t offset = 0;
+  Status result = Status::Ok();
+  for (const auto& doc : request.documents) {
+    SimCallRecord rec = call;
+    rec.job_id = doc.job_id;
+    rec.attempt = doc.attempt;
+    rec.call = request.job_id + "-a" + std::to_string(request.attempt);
+    rec.call_documents = static_cast<int>(request.documents.size());
+    rec.received_path.clear();
+    const size_t begin = std::min(offset, received.size());
+    const size_t end = std::min(offset + static_cast<size_t>(std::max(doc.pages, 0)), received.size());
+    offset += static_cast<size_t>(std::max(doc.pages, 0));
+    rec.pages_received = static_cast<int>(end - begin);
+    if (end > begin) {
+      CallRequest one = request;
+      one.documents.clear();
+      one.job_id = doc.job_id;
+      one.attempt = doc.attempt;
+      rec.received_path = ReceivedPath(one);
+      auto joined =
+          pages::JoinPages(std::vector<std::string>(received.begin() + static_cast<std::ptrdiff_t>(begin),
+                                                    received.begin() + static_cast<std::ptrdiff_t>(end)));
+      if (!joined.ok()) return joined.status().WithContext("sim line: " + rec.received_path);
+      std::ofstream out(rec.received_path, std::ios::binary | std::ios::trunc);
+      out.write(joined->data(), static_cast<std::streamsize>(joined->size()));
+      out.close();
+      if (!out) return Status::Retryable(Code::kIoError, "sim line: cannot write " + rec.received_path);
+    }
+    if (Status st = AppendCallRecord(rec); !st.ok()) result = st;
+  }
+  return result;
 }
 
 Status SimLineDriver::AppendCallRecord(const SimCallRecord& record) {
@@ -228,12 +279,24 @@ void SimLineDriver::Pace(Clock::MonoTime start, int64_t line_ms) {
   clock_.SleepUntil(start + std::chrono::milliseconds(line_ms));
 }
 
+void SimLineDriver::PaceUnlessAborted(Clock::MonoTime start, int64_t line_ms,
+                                      const std::function<bool()>& should_abort) {
+  const auto until = start + std::chrono::milliseconds(line_ms);
+  if (!should_abort) {
+    clock_.SleepUntil(until);
+    return;
+  }
+  // Long waits (ringing for 60 s) in slices, so that a shutdown does not wait for them.
+  while (clock_.Monotonic() < until && !should_abort())
+    clock_.SleepUntil(std::min(until, clock_.Monotonic() + std::chrono::milliseconds(100)));
+}
+
 Result<DialResult> SimLineDriver::Dial(const CallRequest& request) {
   const FarEndBehaviour behaviour = directory_.Lookup(request.number);
   DialResult result;
   auto not_answered = [&](CallSetup setup, int64_t ms, std::string detail,
                           std::string completion) -> Result<DialResult> {
-    if (options_.realtime) Pace(clock_.Monotonic(), ms);
+    if (options_.realtime) PaceUnlessAborted(clock_.Monotonic(), ms, request.should_abort);
     SimCallRecord rec;
     rec.number = request.number;
     rec.job_id = request.job_id;
@@ -241,7 +304,11 @@ Result<DialResult> SimLineDriver::Dial(const CallRequest& request) {
     rec.behaviour = behaviour.ToString();
     rec.completion = std::move(completion);
     rec.line_ms = ms;
-    FF_RETURN_IF_ERROR(AppendCallRecord(rec));
+    if (request.documents.empty()) {
+      FF_RETURN_IF_ERROR(AppendCallRecord(rec));
+    } else {
+      FF_RETURN_IF_ERROR(AppendSharedCall(request, rec));
+    }
     result.setup = setup;
     result.setup_millis = ms;
     result.detail = std::move(detail);
@@ -276,7 +343,7 @@ Result<DialResult> SimLineDriver::Dial(const CallRequest& request) {
     }
     FF_ASSIGN_OR_RETURN(auto far_end, SimFarEnd::Answer(behaviour, rx_path, options_.far_end,
                                                         pipe ? &pipe->answerer() : nullptr));
-    if (options_.realtime) Pace(clock_.Monotonic(), options_.ring_ms);
+    if (options_.realtime) PaceUnlessAborted(clock_.Monotonic(), options_.ring_ms, request.should_abort);
     result.setup = CallSetup::kAnswered;
     result.setup_millis = options_.ring_ms;
     result.detail = "answered (" + behaviour.ToString() + ")";
@@ -286,7 +353,7 @@ Result<DialResult> SimLineDriver::Dial(const CallRequest& request) {
     return result;
   }
   FF_ASSIGN_OR_RETURN(auto far_end, SimFarEnd::Answer(behaviour, rx_path, options_.far_end));
-  if (options_.realtime) Pace(clock_.Monotonic(), options_.ring_ms);
+  if (options_.realtime) PaceUnlessAborted(clock_.Monotonic(), options_.ring_ms, request.should_abort);
   result.setup = CallSetup::kAnswered;
   result.setup_millis = options_.ring_ms;
   result.detail = "answered (" + behaviour.ToString() + ")";

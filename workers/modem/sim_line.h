@@ -8,8 +8,11 @@
 //
 // Every dial appends one JSON line to <received_dir>/calls.jsonl when the call ends (busy and
 // no answer at once), fsynced: {"number","job_id","attempt","behaviour","pages_received",
-// "received_path","completion","line_ms"}. Tests count dials per (job, attempt) from it.
-// Received pages go to <received_dir>/<digits of number>/<job_id>-a<attempt>.tif.
+// "received_path","completion","line_ms"}. A call that carries several jobs' documents
+// (CallRequest::documents) appends one line per job, each with that job's pages split out of
+// the received file into its own <job_id>-a<attempt>.tif, plus "call" (the shared call's id)
+// and "call_documents" (jobs in it): one record per (job, attempt) either way. Tests count dials
+// per (job, attempt) from it. Received pages go to <received_dir>/<digits of number>/<job_id>-a<attempt>.tif.
 //
 // Threading: SimLineDriver is thread-safe (log appends are serialised); a SimCall belongs to
 // its channel thread.
@@ -19,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -51,6 +55,10 @@ struct SimCallRecord {
   std::string received_path;  // empty when no page arrived
   std::string completion;     // far end's T.30 completion name, or busy/no_answer/voice/silence
   int64_t line_ms = 0;
+  // A call carrying several jobs' documents: the call's id ("<first job>-a<attempt>") and how
+  // many jobs it carried; empty/0 for a one-job call.
+  std::string call;
+  int call_documents = 0;
 };
 std::string ToJsonLine(const SimCallRecord& record);
 
@@ -68,8 +76,12 @@ class SimLineDriver final : public LineDriver {
   std::string ReceivedPath(const CallRequest& request) const;
   // Appends a line to calls.jsonl and fsyncs it.
   Status AppendCallRecord(const SimCallRecord& record);
+  // A call that carried several jobs: one line per job, with its pages split out of the
+  // received file (`call` describes the whole call).
+  Status AppendSharedCall(const CallRequest& request, const SimCallRecord& call);
   // Paces `line_ms` of line time starting at `start` (realtime mode only).
   void Pace(Clock::MonoTime start, int64_t line_ms);
+  void PaceUnlessAborted(Clock::MonoTime start, int64_t line_ms, const std::function<bool()>& should_abort);
 
  private:
   SimLineDriver(const SimLineOptions& options, SimDirectory directory, Clock& clock);

@@ -97,6 +97,7 @@ class T38LineDriver final : public LineDriver {
  public:
   static Result<std::unique_ptr<T38LineDriver>> Create(const T38LineOptions& options, Clock& clock);
   std::string_view Name() const override { return "t38"; }
+  bool SharedCalls() const override { return false; }  // SETUP names one job (see LineDriver)
   Result<DialResult> Dial(const CallRequest& request) override;
   // The endpoint a number is routed to.
   std::string EndpointFor(std::string_view number) const;

@@ -48,4 +48,17 @@ T38Pipe::T38Pipe(const T38LinkOptions& options, double loss_percent, uint64_t se
   });
 }
 
+T38CallStats UdptlLink::Stats() const {
+  const UdptlStats& rx = decoder_.stats();
+  T38CallStats s;
+  s.datagrams_sent = sent_;
+  s.datagrams_received = rx.datagrams;
+  s.recovered = rx.recovered;
+  s.lost = rx.lost;
+  s.gaps = rx.gaps;
+  s.late = rx.duplicates;
+  s.malformed = rx.malformed;
+  return s;
+}
+
 }  // namespace faxflow::modem

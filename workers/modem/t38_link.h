@@ -58,6 +58,7 @@ class UdptlLink final : public T38Link {
   Status SendIfp(std::span<const uint8_t> ifp, int count) override;
   void ReceiveIfps(const std::function<void(std::span<const uint8_t>, uint16_t)>& deliver) override;
   bool Paced() const override { return options_.paced; }
+  T38CallStats Stats() const override;
   // Queues a received datagram for the next ReceiveIfps().
   void Push(std::span<const uint8_t> datagram);
   const UdptlStats& rx_stats() const { return decoder_.stats(); }

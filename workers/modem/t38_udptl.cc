@@ -94,6 +94,7 @@ Status UdptlDecoder::Decode(std::span<const uint8_t> in, const Deliver& deliver)
     return Status::Ok();
   }
   // Sequence numbers expected_ .. seq-1 are missing: recover those the redundancy carries.
+  if (ahead > 0) ++stats_.gaps;
   for (int gap = ahead; gap >= 1; --gap) {
     const uint16_t missing = static_cast<uint16_t>(seq - gap);
     if (static_cast<size_t>(gap) <= count) {

@@ -42,12 +42,13 @@ class UdptlEncoder {
 };
 
 struct UdptlStats {
-  uint64_t datagrams = 0;  // well-formed datagrams decoded
-  uint64_t delivered = 0;  // IFPs handed on (primary + recovered)
-  uint64_t recovered = 0;  // IFPs recovered from redundancy
-  uint64_t lost = 0;       // sequence numbers never seen nor recovered
-  uint64_t duplicates = 0;
+  uint64_t datagrams = 0;   // well-formed datagrams decoded
+  uint64_t delivered = 0;   // IFPs handed on (primary + recovered)
+  uint64_t recovered = 0;   // IFPs recovered from redundancy
+  uint64_t lost = 0;        // sequence numbers never seen nor recovered
+  uint64_t duplicates = 0;  // arrived after their sequence number was delivered or skipped (late/dup)
   uint64_t malformed = 0;
+  uint64_t gaps = 0;  // datagrams that arrived after a gap in the sequence numbers
 };
 
 class UdptlDecoder {

@@ -33,6 +33,13 @@ NotifyMetrics::NotifyMetrics(prometheus::Registry& r)
                   .Help("Webhook deliveries waiting for their next attempt.")
                   .Register(r)
                   .Add({})),
+      partitions(prometheus::BuildGauge()
+                     .Name("faxflow_webhook_partitions")
+                     .Help("Partitions of fax.submissions and fax.events whose events this node's webhook "
+                           "notifier turns into deliveries (all of them on a single node; split across "
+                           "gateway nodes with owner routing).")
+                     .Register(r)
+                     .Add({})),
       attempt_seconds(prometheus::BuildHistogram()
                           .Name("faxflow_webhook_attempt_seconds")
                           .Help("Duration of one webhook POST attempt.")

@@ -17,6 +17,7 @@ struct NotifyMetrics {
   prometheus::Counter& dead_lettered;
   prometheus::Counter& duplicates;
   prometheus::Gauge& pending;
+  prometheus::Gauge& partitions;  // partitions of fax.submissions/fax.events notified by this node
   prometheus::Histogram& attempt_seconds;
 };
 

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <future>
 #include <map>
+#include <set>
 
 #include "common/log.h"
 #include "schemas/event.pb.h"
@@ -78,12 +79,35 @@ Status Notifier::Start() {
   metrics_.pending.Set(static_cast<double>(pending));
   if (bus_) {
     FF_ASSIGN_OR_RETURN(consumer_, bus_->NewConsumer({options_.group, "notify", true}));
-    std::vector<bus::TopicPartition> parts;
-    for (auto topic : {bus::topic::kSubmissions, bus::topic::kEvents}) {
-      FF_ASSIGN_OR_RETURN(auto p, bus::AllPartitions(*bus_, std::string(topic)));
-      parts.insert(parts.end(), p.begin(), p.end());
+    if (!options_.owns) {
+      std::vector<bus::TopicPartition> parts;
+      for (auto topic : {bus::topic::kSubmissions, bus::topic::kEvents}) {
+        FF_ASSIGN_OR_RETURN(auto p, bus::AllPartitions(*bus_, std::string(topic)));
+        parts.insert(parts.end(), p.begin(), p.end());
+      }
+      FF_RETURN_IF_ERROR(consumer_->Assign(parts));
+      metrics_.partitions.Set(static_cast<double>(parts.size() / 2));
+    } else {
+      FF_ASSIGN_OR_RETURN(int32_t n, bus_->PartitionCount(std::string(bus::topic::kSubmissions)));
+      FF_ASSIGN_OR_RETURN(int32_t events, bus_->PartitionCount(std::string(bus::topic::kEvents)));
+      if (n != events)
+        return Status::Permanent(Code::kFailedPrecondition,
+                                 "webhooks on several gateway nodes need as many fax.events partitions (" +
+                                     std::to_string(events) + ") as fax.submissions partitions (" +
+                                     std::to_string(n) + ")");
+      if (options_.callbacks_group.empty())
+        return Status::Permanent(Code::kInvalidArgument, "notifier: owns without callbacks_group");
+      for (int32_t p = 0; p < n; ++p) partitions_.push_back(p);
+      FF_ASSIGN_OR_RETURN(callbacks_,
+                          bus_->NewConsumer({options_.callbacks_group, "notify-callbacks", true}));
+      FF_ASSIGN_OR_RETURN(auto subs, bus::AllPartitions(*bus_, std::string(bus::topic::kSubmissions)));
+      for (const auto& tp : subs) {
+        FF_ASSIGN_OR_RETURN(auto committed, callbacks_->Committed(tp));
+        callbacks_next_[tp.partition] = committed.value_or(0);
+      }
+      FF_RETURN_IF_ERROR(callbacks_->Assign(subs));
+      callback_thread_ = std::thread([this] { CallbackLoop(); });
     }
-    FF_RETURN_IF_ERROR(consumer_->Assign(parts));
     consume_thread_ = std::thread([this] { ConsumeLoop(); });
   }
   dispatch_thread_ = std::thread([this] { DispatchLoop(); });
@@ -93,12 +117,125 @@ Status Notifier::Start() {
 void Notifier::Stop() {
   stop_ = true;
   if (consume_thread_.joinable()) consume_thread_.join();
+  if (callback_thread_.joinable()) callback_thread_.join();
   if (dispatch_thread_.joinable()) dispatch_thread_.join();
+}
+
+std::vector<bus::TopicPartition> Notifier::Owned(const std::vector<int32_t>& partitions) const {
+  std::vector<bus::TopicPartition> out;
+  for (auto topic : {bus::topic::kSubmissions, bus::topic::kEvents})
+    for (int32_t p : partitions) out.push_back({std::string(topic), p});
+  return out;
+}
+
+Status Notifier::Rebalance() {
+  std::set<int32_t> current;
+  for (const auto& tp : consumer_->Assignment()) current.insert(tp.partition);
+  std::set<int32_t> want;
+  for (int32_t p : partitions_)
+    if (options_.owns(p)) want.insert(p);
+  for (auto it = taking_.begin(); it != taking_.end();) {
+    if (want.count(it->first)) {
+      ++it;
+      continue;
+    }
+    taking_since_.erase(it->first);
+    it = taking_.erase(it);
+  }
+  std::vector<int32_t> next;
+  for (int32_t p : want) {
+    if (current.count(p)) {
+      next.push_back(p);
+      continue;
+    }
+    // Newly owned: first let the callback follower read every submission up to the present, so
+    // the callback_url of a fax submitted while another node owned the partition is known.
+    if (!taking_.count(p)) {
+      FF_ASSIGN_OR_RETURN(int64_t end, consumer_->EndOffset({std::string(bus::topic::kSubmissions), p}));
+      taking_[p] = end;
+      taking_since_[p] = clock_.Monotonic();
+    }
+    int64_t read = 0;
+    {
+      std::lock_guard l(callbacks_mu_);
+      read = callbacks_next_[p];
+    }
+    if (read >= taking_[p]) {
+      next.push_back(p);
+    } else if (clock_.Monotonic() - taking_since_[p] > std::chrono::seconds(10)) {
+      // Offsets may skip (transaction markers): do not wait forever for an exact position.
+      FF_LOG_WARN(Logger("notify"),
+                  "taking fax.events partition {} before the callback follower reached {} (at {})", p,
+                  taking_[p], read);
+      next.push_back(p);
+    }
+  }
+  std::set<int32_t> next_set(next.begin(), next.end());
+  if (next_set == current) return Status::Ok();
+  for (int32_t p : next) {
+    taking_.erase(p);
+    taking_since_.erase(p);
+  }
+  FF_RETURN_IF_ERROR(consumer_->Assign(Owned(next)));
+  metrics_.partitions.Set(static_cast<double>(next.size()));
+  FF_LOG_INFO(Logger("notify"),
+              "webhook notifier now handles {} of {} partition(s) of fax.submissions/fax.events", next.size(),
+              partitions_.size());
+  return Status::Ok();
+}
+
+void Notifier::CallbackLoop() {
+  auto log = Logger("notify");
+  auto beat = RegisterHeartbeat(heartbeats_, "notify_callbacks");
+  while (!stop_) {
+    beat->Beat();
+    auto polled = callbacks_->Poll(options_.poll_timeout, 500);
+    if (!polled.ok()) {
+      FF_LOG_WARN(log, "callback follower poll failed: {}", polled.status().ToString());
+      clock_.SleepUntil(clock_.Monotonic() + std::chrono::milliseconds(500));
+      continue;
+    }
+    std::map<bus::TopicPartition, int64_t> next;
+    bool failed = false;
+    for (const auto& r : *polled) {
+      v1::Submission sub;
+      if (sub.ParseFromString(r.value) && !sub.options().callback_url().empty()) {
+        Status s = store_.PutCallback(sub.fax_id(), sub.options().callback_url(), sub.tenant());
+        if (!s.ok()) {
+          FF_LOG_WARN(log, "callback follower {}/{}: {} (will retry)", r.partition, r.offset, s.ToString());
+          (void)callbacks_->Seek(r.tp(), r.offset);
+          failed = true;
+          break;
+        }
+      }
+      next[r.tp()] = r.offset + 1;
+    }
+    if (!next.empty()) {
+      std::vector<bus::TopicPartitionOffset> offsets;
+      for (const auto& [tp, off] : next) offsets.push_back({tp, off});
+      Status s = callbacks_->Commit(offsets);
+      if (!s.ok()) FF_LOG_WARN(log, "callback follower commit failed: {}", s.ToString());
+      std::lock_guard l(callbacks_mu_);
+      for (const auto& [tp, off] : next) callbacks_next_[tp.partition] = off;
+    }
+    if (failed) clock_.SleepUntil(clock_.Monotonic() + std::chrono::milliseconds(500));
+  }
 }
 
 void Notifier::ConsumeLoop() {
   auto log = Logger("notify");
+  auto beat = RegisterHeartbeat(heartbeats_, "notify_consumer");
   while (!stop_) {
+    beat->Beat();
+    if (options_.owns && clock_.Monotonic() >= next_rebalance_) {
+      next_rebalance_ = clock_.Monotonic() + options_.ownership_interval;
+      Status s = Rebalance();
+      if (!s.ok()) FF_LOG_WARN(log, "webhook partition ownership: {}", s.ToString());
+    }
+    if (options_.owns && consumer_->Assignment().empty()) {  // nothing owned (yet)
+      clock_.SleepUntil(clock_.Monotonic() + options_.poll_timeout);
+      continue;
+    }
     auto polled = consumer_->Poll(options_.poll_timeout, 500);
     if (!polled.ok()) {
       FF_LOG_WARN(log, "poll failed: {}", polled.status().ToString());
@@ -140,12 +277,16 @@ void Notifier::ConsumeLoop() {
 
 void Notifier::DispatchLoop() {
   auto log = Logger("notify");
+  auto beat = RegisterHeartbeat(heartbeats_, "notify_dispatch");
+  dispatch_beat_ = beat.get();
   while (!stop_) {
+    beat->Beat();
     auto n = DeliverDue();
     if (!n.ok()) FF_LOG_WARN(log, "dispatch: {}", n.status().ToString());
     if (n.ok() && *n > 0) continue;  // more may be due
     clock_.SleepUntil(clock_.Monotonic() + options_.dispatch_interval);
   }
+  dispatch_beat_ = nullptr;
 }
 
 std::optional<NotifyEvent> Notifier::FromDeliveryEvent(const std::string& value) {
@@ -274,6 +415,7 @@ Result<int> Notifier::DeliverDue() {
   FF_ASSIGN_OR_RETURN(auto due, store_.Due(clock_.NowMillis(), 64));
   int n = 0;
   for (size_t i = 0; i < due.size(); i += static_cast<size_t>(options_.parallel)) {
+    if (Heartbeat* b = dispatch_beat_.load()) b->Beat();  // a batch takes up to one send timeout
     std::vector<std::future<Status>> running;
     for (size_t j = i; j < std::min(due.size(), i + static_cast<size_t>(options_.parallel)); ++j)
       running.push_back(std::async(std::launch::async, [this, &due, j] { return Attempt(due[j]); }));

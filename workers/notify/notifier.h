@@ -15,7 +15,14 @@
 // max_backoff) until max_age after the first attempt, then dead-lettered (state "dead", kept in
 // the delivery log, faxflow_webhook_dead_lettered_total). Every attempt is logged per target.
 //
-// Lifecycle: construct, Start() (consumer thread + dispatcher thread), Stop() joins both.
+// Several gateway nodes (options.owns, docs/webhooks.md): each node consumes only the partitions
+// of fax.submissions/fax.events it owns (partition p of both topics together), re-evaluated every
+// ownership_interval, resuming at the shared group's committed offsets; a callback follower thread
+// reads every fax.submissions partition (per-node group) so a taken-over partition knows its
+// faxes' callback_urls. A moving partition may be handled twice: same webhook-id.
+//
+// Lifecycle: construct, Start() (consumer thread + dispatcher thread, + callback follower with
+// options.owns), Stop() joins them.
 // Tests can skip Start() and drive Handle()/Publish()/DeliverDue() directly with a ManualClock.
 // Threading: Handle/Publish/DeliverDue are thread-safe (the store serialises writes); the
 // dispatcher sends up to `parallel` deliveries at once.
@@ -24,13 +31,16 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/heartbeat.h"
 #include "common/status.h"
 #include "producers/ingest/url_fetcher.h"
 #include "topics/bus.h"
@@ -48,6 +58,16 @@ struct NotifierOptions {
   int parallel = 4;
   std::string group = "faxflow-notify";
   std::string user_agent = "faxflow-webhooks/0.1";
+  // Several gateway nodes: the partitions this node notifies about. fax.submissions and fax.events
+  // have the same partition count and key (fax id), so partition p of both goes to one node and a
+  // fax's queued event and later events are handled by the same node. Null: every partition (one
+  // node). Re-evaluated every `ownership_interval`; partitions resume at the committed offsets of
+  // the shared `group`, so a partition that moves continues where its previous node stopped.
+  std::function<bool(int32_t partition)> owns;
+  std::chrono::milliseconds ownership_interval{500};
+  // With `owns`: the group of this node's callback follower, which reads every partition of
+  // fax.submissions to know every fax's callback_url before it takes over a partition.
+  std::string callbacks_group;
 
   static NotifierOptions FromConfig(const Config& config);
 };
@@ -76,6 +96,11 @@ class Notifier {
 
   Status Start();
   void Stop();
+  // Sets options.owns and options.callbacks_group (several gateway nodes); before Start().
+  void SetOwnership(std::function<bool(int32_t partition)> owns, std::string callbacks_group) {
+    options_.owns = std::move(owns);
+    options_.callbacks_group = std::move(callbacks_group);
+  }
 
   // Applies one consumed record of fax.submissions or fax.events.
   Status Handle(const bus::Record& record);
@@ -91,9 +116,21 @@ class Notifier {
   // Translates a fax.events record; nullopt for kinds that are not notified.
   static std::optional<NotifyEvent> FromDeliveryEvent(const std::string& value);
 
+  // Liveness of this component's loops ("notify_consumer" and "notify_dispatch"; common/heartbeat.h).
+  // Call before Start(). Null (the default): none. Must outlive the loops.
+  void SetHeartbeats(Heartbeats* heartbeats) { heartbeats_ = heartbeats; }
+
  private:
+  Heartbeats* heartbeats_ = nullptr;
+  std::atomic<Heartbeat*> dispatch_beat_{nullptr};  // of DispatchLoop(), while it runs
   void ConsumeLoop();
   void DispatchLoop();
+  void CallbackLoop();
+  // With options_.owns: brings the assignment in line with the partitions owned now. A newly
+  // owned partition is taken once the callback follower has read fax.submissions up to the end
+  // it had when the partition was first seen as owned.
+  Status Rebalance();
+  std::vector<bus::TopicPartition> Owned(const std::vector<int32_t>& partitions) const;
   Status Attempt(const Delivery& delivery);
 
   NotifierOptions options_;
@@ -103,8 +140,16 @@ class Notifier {
   Clock& clock_;
   NotifyMetrics metrics_;
   std::unique_ptr<bus::Consumer> consumer_;
+  std::unique_ptr<bus::Consumer> callbacks_;  // with options_.owns
+  std::mutex callbacks_mu_;
+  std::map<int32_t, int64_t> callbacks_next_;  // fax.submissions partition -> next offset read
+  std::map<int32_t, int64_t> taking_;          // partition to take -> submissions end to reach first
+  std::map<int32_t, Clock::MonoTime> taking_since_;
+  std::vector<int32_t> partitions_;  // all partition numbers (with options_.owns)
+  Clock::MonoTime next_rebalance_{};
   std::atomic<bool> stop_{false};
   std::thread consume_thread_;
+  std::thread callback_thread_;
   std::thread dispatch_thread_;
 };
 

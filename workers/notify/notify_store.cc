@@ -161,8 +161,30 @@ Result<std::unique_ptr<NotifyStore>> NotifyStore::Open(const std::string& path) 
 
 NotifyStore::~NotifyStore() = default;
 
+void NotifyStore::SetMirror(Mirror mirror) { mirror_ = std::move(mirror); }
+
+Status NotifyStore::Mirrored(const std::string& key, const std::string& value) {
+  if (!mirror_) return Status::Ok();
+  return mirror_(key, value).WithContext("publishing " + key + " to fax.webhooks");
+}
+
+Status NotifyStore::ApplyMirrored(const std::string& key, const std::string& value) {
+  if (key.rfind("ep/", 0) != 0 && key.rfind("ts/", 0) != 0)
+    return Status::Permanent(Code::kInvalidArgument, "not a webhook record key: " + key);
+  std::lock_guard lock(mu_);
+  if (value.empty()) return FromRocks(db_->Delete(Synced(), key), "apply " + key);
+  try {
+    if (!json::accept(value)) throw std::invalid_argument("not JSON");
+  } catch (const std::exception& e) {
+    return Status::Permanent(Code::kInvalidArgument, "bad webhook record " + key + ": " + e.what());
+  }
+  return FromRocks(db_->Put(Synced(), key, value), "apply " + key);
+}
+
 Status NotifyStore::PutEndpoint(const Endpoint& endpoint) {
-  return FromRocks(db_->Put(Synced(), "ep/" + endpoint.id, ToJson(endpoint).dump()), "put endpoint");
+  const std::string value = ToJson(endpoint).dump();
+  FF_RETURN_IF_ERROR(Mirrored("ep/" + endpoint.id, value));
+  return FromRocks(db_->Put(Synced(), "ep/" + endpoint.id, value), "put endpoint");
 }
 
 Result<std::optional<Endpoint>> NotifyStore::GetEndpoint(const std::string& id) {
@@ -185,6 +207,7 @@ Result<std::vector<Endpoint>> NotifyStore::ListEndpoints(const std::string& tena
 }
 
 Status NotifyStore::DeleteEndpoint(const std::string& id) {
+  FF_RETURN_IF_ERROR(Mirrored("ep/" + id, ""));
   return FromRocks(db_->Delete(Synced(), "ep/" + id), "delete endpoint");
 }
 
@@ -198,6 +221,7 @@ Result<std::vector<Secret>> NotifyStore::TenantSecrets(const std::string& tenant
     return live;
   }
   std::vector<Secret> fresh{{NewSecret(), 0}};
+  FF_RETURN_IF_ERROR(Mirrored("ts/" + tenant, SecretsJson(fresh).dump()));
   FF_RETURN_IF_ERROR(
       FromRocks(db_->Put(Synced(), "ts/" + tenant, SecretsJson(fresh).dump()), "put tenant secret"));
   return fresh;
@@ -205,6 +229,7 @@ Result<std::vector<Secret>> NotifyStore::TenantSecrets(const std::string& tenant
 
 Status NotifyStore::PutTenantSecrets(const std::string& tenant, const std::vector<Secret>& secrets) {
   std::lock_guard lock(mu_);
+  FF_RETURN_IF_ERROR(Mirrored("ts/" + tenant, SecretsJson(secrets).dump()));
   return FromRocks(db_->Put(Synced(), "ts/" + tenant, SecretsJson(secrets).dump()), "put tenant secret");
 }
 

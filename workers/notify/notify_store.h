@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -74,6 +75,16 @@ class NotifyStore {
   static Result<std::unique_ptr<NotifyStore>> Open(const std::string& path);
   ~NotifyStore();
 
+  // Several gateway nodes (docs/webhooks.md): every change of an endpoint or of a tenant's
+  // callback secrets is first handed to the mirror (key "ep/<id>" or "ts/<tenant>", value the
+  // record's JSON, empty when deleted), which publishes it to the compacted topic fax.webhooks
+  // (replica.h); the local write follows only when the mirror succeeded. ApplyMirrored writes a
+  // record read back from that topic (from any node) without mirroring it again. Records are
+  // applied in log order, so all nodes converge on the last write of each key.
+  using Mirror = std::function<Status(const std::string& key, const std::string& value)>;
+  void SetMirror(Mirror mirror);  // before the first write
+  Status ApplyMirrored(const std::string& key, const std::string& value);
+
   Status PutEndpoint(const Endpoint& endpoint);
   Result<std::optional<Endpoint>> GetEndpoint(const std::string& id);
   Result<std::vector<Endpoint>> ListEndpoints(const std::string& tenant);
@@ -100,7 +111,9 @@ class NotifyStore {
 
  private:
   NotifyStore() = default;
+  Status Mirrored(const std::string& key, const std::string& value);
   std::unique_ptr<rocksdb::DB> db_;
+  Mirror mirror_;
   std::mutex mu_;
 };
 

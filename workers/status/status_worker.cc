@@ -74,7 +74,9 @@ Status StatusWorker::Handle(const bus::Record& record) {
 
 void StatusWorker::Run() {
   auto log = Logger("status");
+  auto beat = RegisterHeartbeat(heartbeats_, "status");
   while (!stop_) {
+    beat->Beat();
     auto polled = consumer_->Poll(std::chrono::milliseconds(200), 500);
     if (!polled.ok()) {
       metrics_.errors.Increment();

@@ -17,6 +17,7 @@
 #include <prometheus/registry.h>
 
 #include "common/clock.h"
+#include "common/heartbeat.h"
 #include "common/status.h"
 #include "storage/status_store.h"
 #include "topics/bus.h"
@@ -48,7 +49,12 @@ class StatusWorker {
   // Applies one record (exposed for tests). Undecodable records are dead-lettered.
   Status Handle(const bus::Record& record);
 
+  // Liveness of this component's loop ("status", common/heartbeat.h); call before Start().
+  // Null (the default): none. Must outlive the loop.
+  void SetHeartbeats(Heartbeats* heartbeats) { heartbeats_ = heartbeats; }
+
  private:
+  Heartbeats* heartbeats_ = nullptr;
   void Run();
 
   bus::Bus& bus_;

@@ -36,6 +36,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "workers/notify/signature.h"
 
 namespace {
 
@@ -44,22 +45,7 @@ using nlohmann::json;
 
 constexpr const char* kAdminToken = "bench-admin-token";
 
-std::string Base64(const std::string& in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  int val = 0, bits = -6;
-  for (unsigned char c : in) {
-    val = (val << 8) + c;
-    bits += 8;
-    while (bits >= 0) {
-      out.push_back(t[(val >> bits) & 0x3f]);
-      bits -= 6;
-    }
-  }
-  if (bits > -6) out.push_back(t[((val << 8) >> (bits + 8)) & 0x3f]);
-  while (out.size() % 4) out.push_back('=');
-  return out;
-}
+std::string Base64(const std::string& in) { return faxflow::notify::Base64Encode(in); }
 
 struct RunResult {
   double per_second = 0;

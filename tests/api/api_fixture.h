@@ -13,26 +13,13 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "tests/api/api_client.h"
+#include "workers/notify/signature.h"
 #include "tests/support/support.h"
 
 namespace faxflow::testing {
 
-inline std::string Base64(const std::string& in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  int val = 0, bits = -6;
-  for (unsigned char c : in) {
-    val = (val << 8) + c;
-    bits += 8;
-    while (bits >= 0) {
-      out.push_back(t[(val >> bits) & 0x3f]);
-      bits -= 6;
-    }
-  }
-  if (bits > -6) out.push_back(t[((val << 8) >> (bits + 8)) & 0x3f]);
-  while (out.size() % 4) out.push_back('=');
-  return out;
-}
+// Standard base64, as the API expects in content_base64 (the webhook signer's encoder).
+inline std::string Base64(const std::string& in) { return notify::Base64Encode(in); }
 
 class EmbeddedApi {
  public:

@@ -540,6 +540,16 @@ std::optional<CallContext> FaxesApi::Authenticate(const httplib::Request& req, h
   return ctx;
 }
 
+std::optional<std::vector<v1::DeliveryEvent>> FaxesApi::FaxEvents(const std::string& fax_id,
+                                                                  httplib::Response& res) {
+  auto events = status_.Events(fax_id);
+  if (!events.ok()) {
+    SendError(res, 503, "status_unavailable", events.status().message());
+    return std::nullopt;
+  }
+  return std::move(*events);
+}
+
 std::optional<v1::FaxStatus> FaxesApi::OwnFax(const CallContext& ctx, const std::string& id,
                                               httplib::Response& res) {
   auto s = status_.Get(id);
@@ -760,11 +770,8 @@ void FaxesApi::Get(const httplib::Request& req, httplib::Response& res) {
 }
 
 bool FaxesApi::AddCost(const v1::FaxStatus& fax, json& j, httplib::Response& res) {
-  auto events = status_.Events(fax.fax_id());
-  if (!events.ok()) {
-    SendError(res, 503, "status_unavailable", events.status().message());
-    return false;
-  }
+  auto events = FaxEvents(fax.fax_id(), res);
+  if (!events) return false;
   std::map<std::string, int64_t> connected_ms;  // recipient id -> sum of call durations
   for (const auto& e : *events)
     if (e.has_result()) connected_ms[e.recipient_id()] += e.result().duration_ms();
@@ -913,11 +920,8 @@ void FaxesApi::Events(const httplib::Request& req, httplib::Response& res) {
   if (!ctx) return;
   auto fax = OwnFax(*ctx, req.matches[1], res);
   if (!fax) return;
-  auto events = status_.Events(fax->fax_id());
-  if (!events.ok()) {
-    SendError(res, 503, "status_unavailable", events.status().message());
-    return;
-  }
+  auto events = FaxEvents(fax->fax_id(), res);
+  if (!events) return;
   json j{{"id", fax->fax_id()}, {"events", json::array()}};
   j["events"].push_back({{"type", "queued"}, {"at_ms", fax->submitted_at_ms()}});
   for (const auto& e : *events) j["events"].push_back(EventJson(e));
@@ -929,11 +933,8 @@ void FaxesApi::Report(const httplib::Request& req, httplib::Response& res) {
   if (!ctx) return;
   auto fax = OwnFax(*ctx, req.matches[1], res);
   if (!fax) return;
-  auto events = status_.Events(fax->fax_id());
-  if (!events.ok()) {
-    SendError(res, 503, "status_unavailable", events.status().message());
-    return;
-  }
+  auto events = FaxEvents(fax->fax_id(), res);
+  if (!events) return;
   json j = FaxStatusJson(*fax);
   j["report_type"] = "transmission";
   for (auto& rj : j["recipients"]) {

@@ -111,6 +111,8 @@ class FaxesApi {
   bool AdminAllowed(const httplib::Request& req, httplib::Response& res);
   // The fax if it exists and belongs to the caller; otherwise answers 404/503.
   std::optional<v1::FaxStatus> OwnFax(const CallContext& ctx, const std::string& id, httplib::Response& res);
+  // The fax's delivery events; otherwise answers 503 status_unavailable.
+  std::optional<std::vector<v1::DeliveryEvent>> FaxEvents(const std::string& fax_id, httplib::Response& res);
 
   ApiDeps deps_;
   Router router_;

@@ -34,56 +34,12 @@ namespace faxflow::ingest {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::CountingListener;
 using faxflow::testing::Await;
 using faxflow::testing::TempDir;
 
 const std::string kText = "Invoice 42\nPlease pay.\n";
 
-// A TCP listener that accepts and immediately closes connections, counting them: proves that the
-// SSRF guard never connected to a forbidden target.
-class CountingListener {
- public:
-  explicit CountingListener(const std::string& host = "127.0.0.1") {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
-    addr.sin_port = 0;
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(listen(fd_, 16), 0);
-    socklen_t len = sizeof(addr);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    thread_ = std::thread([this] {
-      while (!stop_) {
-        pollfd p{fd_, POLLIN, 0};
-        if (poll(&p, 1, 50) > 0) {
-          int c = accept(fd_, nullptr, nullptr);
-          if (c >= 0) {
-            ++accepted_;
-            close(c);
-          }
-        }
-      }
-    });
-  }
-  ~CountingListener() {
-    stop_ = true;
-    thread_.join();
-    close(fd_);
-  }
-  int port() const { return port_; }
-  int accepted() const { return accepted_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> accepted_{0};
-  std::thread thread_;
-};
 
 // An HTTP server on a loopback address serving documents and redirects.
 class DocServer {

@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "pages/pages.h"
+#include "tests/modem/sim_call_fixture.h"
 #include "tests/modem/test_doc.h"
 #include "workers/modem/fax_call.h"
 #include "workers/modem/outcome.h"
@@ -22,90 +23,12 @@
 namespace faxflow::modem {
 namespace {
 
-using testing::MakeTempDir;
-using testing::MakeTestDoc;
 using testing::ReadFileBytes;
-using testing::TestDoc;
 
-constexpr int kPages = 5;
-
-class SimCallTest : public ::testing::Test {
+class SimCallTest : public SimCallFixture<5> {
  protected:
-  static void SetUpTestSuite() {
-    doc_dir_ = new std::string(MakeTempDir("modem-doc"));
-    doc_ = new TestDoc(MakeTestDoc(*doc_dir_, kPages));
-  }
-  static void TearDownTestSuite() {
-    std::filesystem::remove_all(*doc_dir_);
-    delete doc_;
-    delete doc_dir_;
-  }
-
-  void SetUp() override {
-    ASSERT_FALSE(doc_->multipage_path.empty()) << "gs failed to render the test document";
-    dir_ = MakeTempDir("modem-sim");
-    auto directory = SimDirectory::Create("+15557770001=drop_after:4");
-    ASSERT_TRUE(directory.ok()) << directory.status().ToString();
-    SimLineOptions opts;
-    opts.received_dir = dir_ + "/received";
-    auto line = SimLineDriver::Create(opts, *directory, clock_);
-    ASSERT_TRUE(line.ok()) << line.status().ToString();
-    line_ = std::move(*line);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  struct Run {
-    FaxCallResult result;
-    Classification cls;
-    std::vector<int> confirmed;
-    CallRequest request;
-  };
-
-  Run Call(const std::string& number, const std::string& tiff, int first_page = 1, double timeout_s = 900) {
-    Run run;
-    run.request.number = number;
-    run.request.job_id = "job_" + std::to_string(++seq_);
-    run.request.attempt = 1;
-    run.request.first_page = first_page;
-    run.request.pages_total = kPages;
-    FaxCallOptions o;
-    o.tiff_path = tiff;
-    o.ident = "+1 555 0100";
-    o.call_timeout_seconds = timeout_s;
-    FaxCallHooks hooks;
-    hooks.on_confirmed = [&](int page) { run.confirmed.push_back(page); };
-    auto r = RunFaxCall(*line_, run.request, o, clock_, hooks);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    if (!r.ok()) return run;
-    run.result = *r;
-    CallFacts f;
-    f.setup = r->setup;
-    f.completion_code = r->completion_code;
-    f.phase_b_seen = r->phase_b_seen;
-    f.watchdog = r->watchdog;
-    f.pages_confirmed = first_page - 1 + r->pages_confirmed;
-    f.pages_total = kPages;
-    run.cls = Classify(f);
-    return run;
-  }
-
-  std::vector<std::string> CallLog() {
-    std::vector<std::string> lines;
-    std::ifstream in(line_->CallLogPath());
-    for (std::string l; std::getline(in, l);) lines.push_back(l);
-    return lines;
-  }
-
-  static std::string* doc_dir_;
-  static TestDoc* doc_;
-  int seq_ = 0;
-  std::string dir_;
-  SystemClock clock_;
-  std::unique_ptr<SimLineDriver> line_;
+  std::string DirectorySpec() const override { return "+15557770001=drop_after:4"; }
 };
-
-std::string* SimCallTest::doc_dir_ = nullptr;
-TestDoc* SimCallTest::doc_ = nullptr;
 
 TEST_F(SimCallTest, AnsweredCallDeliversEveryPagePixelIdentical) {
   const auto wall_start = std::chrono::steady_clock::now();
@@ -203,7 +126,7 @@ TEST_F(SimCallTest, ConfiguredBehaviourOverridesDefault) {
 }
 
 TEST_F(SimCallTest, WatchdogTearsDownAndClassifiesDropped) {
-  Run run = Call("+15550100000", doc_->multipage_path, 1, /*timeout_s=*/20);
+  Run run = Call("+15550100000", doc_->multipage_path, {.timeout_s = 20});
   EXPECT_TRUE(run.result.watchdog);
   EXPECT_LE(run.result.line_ms, 20'000 + 20);
   EXPECT_EQ(run.cls.reason, v1::REASON_DROPPED) << run.cls.detail;
@@ -221,7 +144,7 @@ TEST_F(SimCallTest, ResumeFromPageThreeSendsOnlyPagesThreeToFive) {
     std::ofstream out(path, std::ios::binary);
     out << *joined;
   }
-  Run run = Call("+15550100000", path, /*first_page=*/3);
+  Run run = Call("+15550100000", path, {.first_page = 3});
   EXPECT_EQ(run.confirmed, (std::vector<int>{1, 2, 3}));
   EXPECT_EQ(run.cls.state, v1::STATE_DELIVERED) << run.cls.detail;
   auto got = pages::DecodeFile(line_->ReceivedPath(run.request));
@@ -244,6 +167,32 @@ TEST_F(SimCallTest, RestrictedModemsNegotiateALowerRate) {
   EXPECT_EQ(r->completion_code, T30_ERR_OK);
   EXPECT_EQ(r->stats.bit_rate, 9600);
   EXPECT_EQ(r->pages_confirmed, kPages);
+}
+
+// Stop() must not wait out a ring: in realtime mode a no-answer far end rings for 60 s, and a
+// shutdown during it ends the attempt as aborted (resumed later), not as a no_answer outcome.
+TEST_F(SimCallTest, ShutdownWhileRingingAbortsTheAttemptWithoutWaitingOutTheRing) {
+  auto directory = SimDirectory::Create("");
+  ASSERT_TRUE(directory.ok());
+  SimLineOptions opts;
+  opts.received_dir = dir_ + "/received-ring";
+  opts.realtime = true;  // ring_timeout_ms stays 60 s
+  auto line = SimLineDriver::Create(opts, *directory, clock_);
+  ASSERT_TRUE(line.ok());
+  CallRequest req;
+  req.number = "+15550100002";  // no_answer
+  req.job_id = "job_ring";
+  FaxCallOptions o;
+  o.tiff_path = doc_->multipage_path;
+  o.ident = "faxflow";
+  FaxCallHooks hooks;
+  hooks.should_abort = [] { return true; };  // the worker is stopping
+  req.should_abort = hooks.should_abort;
+  const auto start = std::chrono::steady_clock::now();
+  auto r = RunFaxCall(**line, req, o, clock_, hooks);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->aborted) << "a shutdown, not the far end's answer";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30)) << "waited out the ring";
 }
 
 TEST_F(SimCallTest, RealtimeModePacesLineTimeThroughTheClock) {
@@ -284,7 +233,7 @@ TEST_F(SimCallTest, SpanDspLogsGoToTheSpandspLoggerAtDebugOnly) {
   const auto old_level = logger->level();
   logger->set_level(spdlog::level::debug);
   Call("+15550100001", doc_->multipage_path);  // busy: no session traffic
-  Call("+15550100000", doc_->multipage_path, 1, /*timeout_s=*/10);
+  Call("+15550100000", doc_->multipage_path, {.timeout_s = 10});
   logger->set_level(old_level);
   logger->sinks() = saved_sinks;
   auto lines = sink->last_formatted();

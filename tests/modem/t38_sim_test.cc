@@ -13,6 +13,7 @@
 
 #include "common/clock.h"
 #include "pages/pages.h"
+#include "tests/modem/sim_call_fixture.h"
 #include "tests/modem/t38_scenarios.h"
 #include "tests/modem/test_doc.h"
 #include "workers/modem/fax_call.h"
@@ -22,79 +23,8 @@
 namespace faxflow::modem {
 namespace {
 
-using testing::MakeTempDir;
-using testing::MakeTestDoc;
-using testing::TestDoc;
-
-constexpr int kPages = 3;
-
-class LineConditionsTest : public ::testing::Test {
+class LineConditionsTest : public SimCallFixture<3> {
  protected:
-  static void SetUpTestSuite() {
-    doc_dir_ = new std::string(MakeTempDir("t38-doc"));
-    doc_ = new TestDoc(MakeTestDoc(*doc_dir_, kPages));
-  }
-  static void TearDownTestSuite() {
-    std::filesystem::remove_all(*doc_dir_);
-    delete doc_;
-    delete doc_dir_;
-  }
-  void SetUp() override {
-    ASSERT_FALSE(doc_->multipage_path.empty()) << "gs failed to render the test document";
-    dir_ = MakeTempDir("t38-sim");
-    auto directory = SimDirectory::Create("");
-    ASSERT_TRUE(directory.ok()) << directory.status().ToString();
-    SimLineOptions opts;
-    opts.received_dir = dir_ + "/received";
-    auto line = SimLineDriver::Create(opts, *directory, clock_);
-    ASSERT_TRUE(line.ok()) << line.status().ToString();
-    line_ = std::move(*line);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  struct Run {
-    FaxCallResult result;
-    Classification cls;
-    CallRequest request;
-  };
-  Run Call(const std::string& number, const std::string& tiff, int attempt = 1, double timeout_s = 900) {
-    Run run;
-    run.request.number = number;
-    run.request.job_id = "job_" + std::to_string(++seq_);
-    run.request.attempt = attempt;
-    run.request.pages_total = kPages;
-    FaxCallOptions o;
-    o.tiff_path = tiff;
-    o.ident = "+1 555 0100";
-    o.call_timeout_seconds = timeout_s;
-    auto r = RunFaxCall(*line_, run.request, o, clock_, {});
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    if (!r.ok()) return run;
-    run.result = *r;
-    CallFacts f;
-    f.setup = r->setup;
-    f.completion_code = r->completion_code;
-    f.phase_b_seen = r->phase_b_seen;
-    f.watchdog = r->watchdog;
-    f.pages_confirmed = r->pages_confirmed;
-    f.pages_total = kPages;
-    run.cls = Classify(f);
-    return run;
-  }
-  // The received pages equal `expected` (a TIFF file) pixel for pixel.
-  void ExpectReceived(const Run& run, const std::vector<pages::Bitmap>& expected) {
-    const std::string received = line_->ReceivedPath(run.request);
-    ASSERT_TRUE(std::filesystem::exists(received)) << received;
-    auto got = pages::DecodeFile(received);
-    ASSERT_TRUE(got.ok()) << got.status().ToString();
-    EXPECT_EQ(got->size(), expected.size());
-    EXPECT_TRUE(pages::ComparePages(expected, *got).ok()) << pages::ComparePages(expected, *got).ToString();
-  }
-  std::vector<pages::Bitmap> Sent() {
-    auto sent = pages::DecodeFile(doc_->multipage_path);
-    EXPECT_TRUE(sent.ok()) << sent.status().ToString();
-    return sent.ok() ? *sent : std::vector<pages::Bitmap>{};
-  }
   void ExpectDelivered(const std::string& number, int bit_rate) {
     Run run = Call(number, doc_->multipage_path);
     EXPECT_EQ(run.result.setup, CallSetup::kAnswered);
@@ -110,13 +40,6 @@ class LineConditionsTest : public ::testing::Test {
                 static_cast<double>(run.result.line_ms) / 1000.0);
     ExpectReceived(run, Sent());
   }
-
-  static inline std::string* doc_dir_ = nullptr;
-  static inline TestDoc* doc_ = nullptr;
-  int seq_ = 0;
-  std::string dir_;
-  SystemClock clock_;
-  std::unique_ptr<SimLineDriver> line_;
 };
 
 TEST_F(LineConditionsTest, T38WithoutLossDeliversPixelIdenticalPages) {
@@ -142,12 +65,12 @@ TEST_F(LineConditionsTest, T38WithLossAndNoRedundancyIsNotDelivered) {
   auto line = SimLineDriver::Create(opts, *directory, clock_);
   ASSERT_TRUE(line.ok());
   line_ = std::move(*line);
-  Run run = Call("+15557770010", doc_->multipage_path, 1, 300);
+  Run run = Call("+15557770010", doc_->multipage_path, {.timeout_s = 300});
   EXPECT_NE(run.cls.state, v1::STATE_DELIVERED) << CompletionCodeName(run.result.completion_code);
 }
 
 TEST_F(LineConditionsTest, NormalOnlyReceiverRefusesFineThenAcceptsNormalRetry) {
-  Run fine = Call("+15550100103", doc_->multipage_path, 1);
+  Run fine = Call("+15550100103", doc_->multipage_path);
   EXPECT_EQ(fine.cls.state, v1::STATE_FAILED);
   EXPECT_EQ(fine.cls.reason, v1::REASON_CAPABILITY_MISMATCH) << fine.cls.detail;
   EXPECT_EQ(CompletionCodeName(fine.result.completion_code), "T30_ERR_NORESSUPPORT");
@@ -158,7 +81,7 @@ TEST_F(LineConditionsTest, NormalOnlyReceiverRefusesFineThenAcceptsNormalRetry) 
   ASSERT_TRUE(normal.ok()) << normal.status().ToString();
   const std::string normal_path = dir_ + "/normal.tif";
   std::ofstream(normal_path, std::ios::binary) << *normal;
-  Run retry = Call("+15550100103", normal_path, 2);
+  Run retry = Call("+15550100103", normal_path, {.attempt = 2});
   EXPECT_EQ(retry.cls.state, v1::STATE_DELIVERED) << retry.cls.detail;
   EXPECT_EQ(retry.result.pages_confirmed, kPages);
   std::vector<pages::Bitmap> expected;
@@ -175,7 +98,7 @@ TEST_F(LineConditionsTest, SlowFarEndAt4800Delivers) { ExpectDelivered("+1555010
 TEST_F(LineConditionsTest, NoiseWithinLimitsDelivers) { ExpectDelivered("+15550100106", 14400); }
 
 TEST_F(LineConditionsTest, NoiseBeyondLimitsEndsByWatchdogNotDelivered) {
-  Run run = Call("+15550100107", doc_->multipage_path, 1, 120);
+  Run run = Call("+15550100107", doc_->multipage_path, {.timeout_s = 120});
   EXPECT_NE(run.cls.state, v1::STATE_DELIVERED);
   EXPECT_LE(run.result.line_ms, 121'000) << "the watchdog bounds the call";
   std::printf("[ measure ] noise -30 dBm0: %s, watchdog %d, %.1f s line time, %s\n",

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -247,6 +248,39 @@ double ScrapeMetric(int port, const std::string& name, const MetricLabels& label
   auto r = HttpGet(port, "/metrics");
   if (r.status != 200) return std::nan("");
   return MetricSum(r.body, name, labels);
+}
+
+CountingListener::CountingListener(const std::string& host) {
+  fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  inet_pton(AF_INET, host.c_str(), &addr.sin_addr);
+  addr.sin_port = 0;
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd_, 16) != 0)
+    throw std::runtime_error("CountingListener: cannot listen on " + host);
+  socklen_t len = sizeof(addr);
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  port_ = ntohs(addr.sin_port);
+  thread_ = std::thread([this] {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) > 0) {
+        const int c = accept(fd_, nullptr, nullptr);
+        if (c >= 0) {
+          ++accepted_;
+          close(c);
+        }
+      }
+    }
+  });
+}
+
+CountingListener::~CountingListener() {
+  stop_ = true;
+  thread_.join();
+  close(fd_);
 }
 
 }  // namespace faxflow::testing

@@ -4,10 +4,12 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace faxflow::testing {
@@ -60,6 +62,26 @@ class PrivateKafkaBroker {
   int port_ = 0;
   std::string state_;
   bool ok_ = false;
+};
+
+// A TCP listener on `host` (a loopback address) that accepts and at once closes connections,
+// counting them: proves that a guard (SSRF, URL fetch) never connected to a forbidden target.
+// Serves on its own thread until destroyed.
+class CountingListener {
+ public:
+  explicit CountingListener(const std::string& host = "127.0.0.1");
+  ~CountingListener();
+  CountingListener(const CountingListener&) = delete;
+  CountingListener& operator=(const CountingListener&) = delete;
+  int port() const { return port_; }
+  int accepted() const { return accepted_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
 };
 
 // A child process with stdout+stderr going to a log file. The destructor kills it (SIGKILL).

@@ -301,6 +301,7 @@ struct DeliveryBatch {
   bool done = false;  // guarded by mu
   std::vector<Status> statuses;
   std::vector<Position> positions;
+  std::vector<uint8_t> no_offset;  // 1: acknowledged without an offset (see DeliveryCallback)
 
   // Accounts for `n` reports (delivered or never enqueued); the last one marks the batch done.
   void Settle(size_t n) {
@@ -315,9 +316,6 @@ struct DeliverySlot {
   DeliveryBatch* batch = nullptr;
   size_t index = 0;
 };
-
-constexpr std::string_view kAckedWithoutOffset =
-    "acknowledged without an offset; the record may not have been written";
 
 void DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m, void* /*opaque*/) {
   auto* slot = static_cast<DeliverySlot*>(m->_private);
@@ -339,9 +337,10 @@ void DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m, void* /*opaqu
     // record of some producer threads when several start on a fresh topic at once; see
     // KafkaBusTest.ConcurrentProducersLoseNothing). Send() sends such records again: a duplicate
     // is harmless downstream (every consumer dedups by id), a loss is not.
-    status = Status::Retryable(Code::kUnavailable, "deliver to " +
-                                                       TpName(rd_kafka_topic_name(m->rkt), m->partition) +
-                                                       ": " + std::string(kAckedWithoutOffset));
+    status = Status::Retryable(Code::kUnavailable,
+                               "deliver to " + TpName(rd_kafka_topic_name(m->rkt), m->partition) +
+                                   ": acknowledged without an offset; the record may not have been written");
+    slot->batch->no_offset[slot->index] = 1;
   }
   DeliveryBatch* batch = slot->batch;
   batch->statuses[slot->index] = std::move(status);
@@ -1018,10 +1017,8 @@ Status KafkaProducer::Send(std::span<const Message> messages, DeliveryBatch& bat
   // Records acknowledged without an offset (see DeliveryCallback) are sent again, a few times.
   for (int round = 0; round < 3; ++round) {
     std::vector<size_t> again;
-    for (size_t i = 0; i < batch.statuses.size(); ++i) {
-      const Status& s = batch.statuses[i];
-      if (!s.ok() && s.message().find(kAckedWithoutOffset) != std::string::npos) again.push_back(i);
-    }
+    for (size_t i = 0; i < batch.no_offset.size(); ++i)
+      if (batch.no_offset[i] != 0) again.push_back(i);
     if (again.empty()) break;
     FF_LOG_WARN(ctx_->log, "producer {}: {} record(s) acknowledged without an offset; sending them again",
                 ctx_->client_id, again.size());
@@ -1034,6 +1031,7 @@ Status KafkaProducer::Send(std::span<const Message> messages, DeliveryBatch& bat
     for (size_t k = 0; k < again.size(); ++k) {
       batch.statuses[again[k]] = std::move(second.statuses[k]);
       batch.positions[again[k]] = second.positions[k];
+      batch.no_offset[again[k]] = second.no_offset[k];
     }
   }
   return Status::Ok();
@@ -1045,6 +1043,7 @@ Status KafkaProducer::SendOnce(std::span<const Message> messages, DeliveryBatch&
   const auto deadline = start + timeout_;
   batch.statuses.assign(messages.size(), Status::Ok());
   batch.positions.assign(messages.size(), Position{});
+  batch.no_offset.assign(messages.size(), 0);
   std::vector<DeliverySlot> slots(messages.size());
   batch.pending.store(messages.size(), std::memory_order_relaxed);
   Status enqueue_error;

@@ -87,6 +87,18 @@ int Broadcast(const BroadcastArgs& args) {
   if (!args.header_text.empty()) options["header_text"] = args.header_text;
   if (!args.tsi.empty()) options["tsi"] = args.tsi;
   if (args.max_dials > 0) options["max_dials"] = args.max_dials;
+  if (!args.cover.empty() || !args.cover_fields.empty()) {
+    json fields = json::object();
+    for (const auto& kv : args.cover_fields) {
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::cerr << "faxflow: --cover-field takes key=value (from_name=Acme), got '" << kv << "'\n";
+        return 2;
+      }
+      fields[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    options["cover"] = {{"template", args.cover.empty() ? "basic" : args.cover}, {"fields", fields}};
+  }
   if (!options.empty()) items.push_back({"options", options.dump(), "", "application/json"});
 
   auto client = Connect(args.server, args.api_key);

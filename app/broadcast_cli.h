@@ -17,6 +17,11 @@ struct BroadcastArgs {
   std::string header_text;
   std::string tsi;
   int max_dials = 0;
+  // Per-recipient cover page: template (basic | confidential; empty = no cover) and shared
+  // fields as key=value (from_name=Acme, subject=...); each recipient's name/company columns fill
+  // to_name/to_company (docs/broadcast.md).
+  std::string cover;
+  std::vector<std::string> cover_fields;
   bool no_wait = false;
   std::string results;  // write results.csv here when done
   double poll_seconds = 0.5;

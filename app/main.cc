@@ -163,6 +163,10 @@ int main(int argc, char** argv) {
   broadcast->add_option("--header", bc_args.header_text, "Header text on every page");
   broadcast->add_option("--tsi", bc_args.tsi, "Transmitting subscriber id (<= 20 chars)");
   broadcast->add_option("--max-dials", bc_args.max_dials, "Calls placed per recipient at most (retry policy)");
+  broadcast->add_option("--cover", bc_args.cover, "Per-recipient cover page template: basic or confidential");
+  broadcast->add_option("--cover-field", bc_args.cover_fields,
+                        "Shared cover field key=value (from_name, from_company, from_phone, subject, message); "
+                        "repeatable. Each recipient's name/company columns fill to_name/to_company");
   broadcast->add_option("--results", bc_args.results, "Write the per-recipient results CSV here when done");
   broadcast->add_flag("--no-wait", bc_args.no_wait, "Print the broadcast id and return at once");
 

@@ -1,5 +1,6 @@
 #include "app/pipeline.h"
 
+#include <atomic>
 #include <filesystem>
 
 #include <httplib.h>
@@ -12,6 +13,7 @@
 #include "producers/ingest/ingest_worker.h"
 #include "producers/ingest/url_fetcher.h"
 #include "producers/gateway/broadcast.h"
+#include "producers/gateway/broadcast_replica.h"
 #include "producers/gateway/owner.h"
 #include "workers/notify/notifier.h"
 #include "workers/notify/replica.h"
@@ -94,6 +96,10 @@ struct Pipeline::Parts {
   std::unique_ptr<ingest::UrlFetcher> webhook_fetcher;
   std::unique_ptr<notify::Notifier> notifier;
   std::unique_ptr<notify::WebhookReplica> webhook_replica;  // fax.webhooks <-> notify_store
+  // Several gateway nodes: broadcasts shared through fax.broadcasts (outlives `broadcasts`, which
+  // writes status through it); `owner_ready` is set once `owner` runs (the broadcast driver asks it).
+  std::unique_ptr<BroadcastReplica> broadcast_replica;
+  std::atomic<OwnerDirectory*> owner_ready{nullptr};
   std::unique_ptr<BroadcastService> broadcasts;  // POST /v1/broadcasts (producers/gateway/broadcast.h)
   std::unique_ptr<OwnerDirectory> owner;         // tenant ownership across gateway nodes (seed 001)
   std::unique_ptr<bus::LagMonitor> lag;
@@ -155,6 +161,7 @@ struct Pipeline::Parts {
     if (gateway) gateway->Stop();      // stop accepting first
     if (notifier) notifier->Stop();
     if (broadcasts) broadcasts->Stop();
+    if (broadcast_replica) broadcast_replica->Stop();
     if (owner) owner->Stop();
     if (ingest) ingest->Stop();
     if (imaging) imaging->Stop();
@@ -418,6 +425,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
       // Endpoints and callback secrets are shared by every gateway node through fax.webhooks.
       p->webhook_replica = std::make_unique<notify::WebhookReplica>(*p->bus, *p->notify_store);
       p->webhook_replica->SetHeartbeats(beats);
+      // Several gateway nodes: the delivery log too (fax.webhook-log), so any node reads all of it.
+      if (config.gateway_owner_mode != "off") p->webhook_replica->ShareDeliveryLog();
+      // ... and pending deliveries (fax.webhook-deliveries): the next owner of a partition retries them.
+      if (config.gateway_owner_mode != "off") p->webhook_replica->ShareDeliveries();
       FF_RETURN_IF_ERROR(p->webhook_replica->Start().WithContext("webhook endpoints (fax.webhooks)"));
       auto wo = ingest::UrlFetcherOptionsFromConfig(config);
       wo.max_bytes = 1 << 20;
@@ -441,9 +452,27 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
       bo.batch_size = static_cast<int>(std::max<int64_t>(1, config.broadcast_batch_size));
       bo.chunk_size = static_cast<int>(std::clamp<int64_t>(config.gateway_max_recipients, 1, 100));
       bo.default_region = config.gateway_default_region;
-      p->broadcasts = std::make_unique<BroadcastService>(bo, *p->submissions, *p->producer, *p->blobs, *p->status,
-                                                         *p->registry, clock);
+      StatusStore* broadcast_status = p->status.get();
+      if (config.gateway_owner_mode != "off") {
+        // Several gateway nodes: records, cursors and chunk status shared through fax.broadcasts.
+        p->broadcast_replica = std::make_unique<BroadcastReplica>(*p->bus, *p->status);
+        p->broadcast_replica->SetHeartbeats(beats);
+        FF_RETURN_IF_ERROR(p->broadcast_replica->Open());
+        broadcast_status = &p->broadcast_replica->status_store();
+      }
+      p->broadcasts = std::make_unique<BroadcastService>(bo, *p->submissions, *p->producer, *p->blobs,
+                                                         *broadcast_status, *p->registry, clock);
       FF_RETURN_IF_ERROR(p->broadcasts->Open(dir + "/broadcasts"));
+      if (p->broadcast_replica) {
+        // Driven by the tenant's owner only (nothing until owner routing runs).
+        FF_RETURN_IF_ERROR(p->broadcast_replica
+                               ->Start(*p->broadcasts,
+                                       [raw](const std::string& tenant) {
+                                         OwnerDirectory* o = raw->owner_ready.load();
+                                         return o != nullptr && o->OwnerOf(tenant) == o->self();
+                                       })
+                               .WithContext("broadcasts (fax.broadcasts)"));
+      }
       if (notify::Notifier* n = p->notifier.get()) {
         p->broadcasts->SetProgressSink([n](const BroadcastProgress& bp) {
           notify::NotifyEvent ev;
@@ -473,9 +502,11 @@ Result<std::unique_ptr<Pipeline>> Pipeline::Start(const Config& config, Roles ro
         return Status::Permanent(Code::kInvalidArgument, "gateway.owner_mode needs a fixed gateway.listen port or gateway.advertise_url");
       oo.mode = config.gateway_owner_mode;
       oo.member_timeout = std::chrono::milliseconds(static_cast<int64_t>(config.gateway_member_timeout_seconds * 1000));
+      oo.route_submissions = config.gateway_route_submissions;
       p->owner = std::make_unique<OwnerDirectory>(oo, *p->bus, *p->registry, clock);
       p->owner->SetHeartbeats(beats);
       FF_RETURN_IF_ERROR(p->owner->Start().WithContext("owner routing (fax.gateways)"));
+      p->owner_ready = p->owner.get();
       if (p->notifier) {
         // Each partition of fax.submissions/fax.events is notified by exactly one live node.
         p->notifier->SetOwnership(

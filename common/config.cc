@@ -185,6 +185,9 @@ namespace {
     "table fax.gateways. Empty: http://<gateway.listen>.")                                         \
   X("gateway.member_timeout_seconds", gateway_member_timeout_seconds, double, "5",                 \
     "A gateway node without a heartbeat for this long loses its tenants to the other nodes.")    \
+  X("gateway.route_submissions", gateway_route_submissions, bool, "true",                          \
+    "With gateway.owner_mode on: POST /v1/faxes is routed to the tenant's owner too, so its rate " \
+    "limit holds for the cluster (one extra hop for uploads); false: any node accepts submissions.") \
   X("pricing.rates", pricing_rates, string, "",                                                   \
     "Prices for the cost in GET /v1/faxes/{id}: `[tenant@]prefix=per_page/per_minute`, comma-"    \
     "separated, longest E.164 prefix wins, `*` any number, tenant entries first; empty: no cost.") \

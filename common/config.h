@@ -127,6 +127,7 @@ struct Config {
   std::string gateway_owner_mode;
   std::string gateway_advertise_url;
   double gateway_member_timeout_seconds = 0;
+  bool gateway_route_submissions = true;
 
   // prices of the cost shown by GET /v1/faxes/{id} (producers/gateway/pricing.h)
   std::string pricing_rates;

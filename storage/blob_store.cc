@@ -1,19 +1,37 @@
 #include "storage/blob_store.h"
 
-#include <cstdlib>
-
 #include <openssl/evp.h>
+
+#include <cstdlib>
 
 #include "storage/rocks_blob_store.h"
 
 namespace faxflow {
 
+namespace {
+
+// SHA-256 fetched from the default provider once per process. EVP_sha256() would make every
+// EVP_Digest call look the algorithm up again (OpenSSL 3 implicit fetch: a lock and a hash
+// table lookup per call). The fetched method is immutable and shared by all threads; it lives
+// until exit on purpose.
+const EVP_MD* Sha256Method() {
+  static const EVP_MD* const md = [] {
+    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return fetched != nullptr ? static_cast<const EVP_MD*>(fetched) : EVP_sha256();
+  }();
+  return md;
+}
+
+}  // namespace
+
 std::string Sha256Hex(std::string_view content) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   // One-shot digest: no context handle to own. SHA-256 over memory cannot fail short of
-  // allocation failure inside OpenSSL, which we treat as fatal.
-  if (EVP_Digest(content.data(), content.size(), digest, &length, EVP_sha256(), nullptr) != 1 || length != 32) {
+  // allocation failure inside OpenSSL, which we treat as fatal. OpenSSL picks the SHA-NI code
+  // path when the CPU has it (about 2 GB/s; docs/performance.md, B1).
+  if (EVP_Digest(content.data(), content.size(), digest, &length, Sha256Method(), nullptr) != 1 ||
+      length != 32) {
     std::abort();
   }
   static constexpr char kHex[] = "0123456789abcdef";
@@ -33,9 +51,11 @@ bool IsBlobId(std::string_view id) {
   return true;
 }
 
-Result<std::unique_ptr<BlobStore>> OpenRocksBlobStore(const std::string& path, const RocksBlobStoreOptions& options,
+Result<std::unique_ptr<BlobStore>> OpenRocksBlobStore(const std::string& path,
+                                                      const RocksBlobStoreOptions& options,
                                                       std::function<int64_t()> now_ms) {
-  FF_ASSIGN_OR_RETURN(std::unique_ptr<RocksBlobStore> store, RocksBlobStore::Open(path, options, std::move(now_ms)));
+  FF_ASSIGN_OR_RETURN(std::unique_ptr<RocksBlobStore> store,
+                      RocksBlobStore::Open(path, options, std::move(now_ms)));
   return std::unique_ptr<BlobStore>(std::move(store));
 }
 

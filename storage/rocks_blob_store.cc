@@ -1,12 +1,12 @@
 #include "storage/rocks_blob_store.h"
 
-#include <chrono>
-#include <utility>
-#include <vector>
-
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+
+#include <chrono>
+#include <utility>
+#include <vector>
 
 namespace faxflow {
 namespace {
@@ -84,15 +84,15 @@ rocksdb::ColumnFamilyOptions BlobStoreContentOptions(const RocksBlobStoreOptions
   return cf;
 }
 
-
 Result<std::unique_ptr<RocksBlobStore>> RocksBlobStore::Open(const std::string& path,
                                                              const RocksBlobStoreOptions& options,
                                                              std::function<int64_t()> now_ms,
                                                              StorageMetrics* metrics) {
   if (!now_ms) return Status::Permanent(Code::kInvalidArgument, "blob store: now_ms clock is required");
-  FF_ASSIGN_OR_RETURN(auto db, storage_internal::RocksDb::Open(path, BlobStoreDbOptions(),
-                                                                BlobStoreColumnFamilies(options)));
-  return std::unique_ptr<RocksBlobStore>(new RocksBlobStore(std::move(db), options, std::move(now_ms), metrics));
+  FF_ASSIGN_OR_RETURN(
+      auto db, storage_internal::RocksDb::Open(path, BlobStoreDbOptions(), BlobStoreColumnFamilies(options)));
+  return std::unique_ptr<RocksBlobStore>(
+      new RocksBlobStore(std::move(db), options, std::move(now_ms), metrics));
 }
 
 RocksBlobStore::RocksBlobStore(std::unique_ptr<storage_internal::RocksDb> db, RocksBlobStoreOptions options,
@@ -122,13 +122,14 @@ Result<std::string> RocksBlobStore::PutLocked(const std::string& id, std::string
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync;
 
-  std::string meta;
+  rocksdb::PinnableSlice meta;
   rocksdb::Status s = db->Get(rocksdb::ReadOptions(), db_->cf(kMetaCf), id, &meta);
   if (s.ok()) {
     // Already stored: refresh the last put time only (retention), never write the content again.
-    FF_ASSIGN_OR_RETURN(BlobInfo info, DecodeMeta(id, meta));
+    FF_ASSIGN_OR_RETURN(BlobInfo info, DecodeMeta(id, meta.ToStringView()));
     if (info.size != static_cast<int64_t>(content.size())) {
-      return Status::Fatal(Code::kCorruption, "blob store: meta size of " + id + " does not match its content");
+      return Status::Fatal(Code::kCorruption,
+                           "blob store: meta size of " + id + " does not match its content");
     }
     if (now > info.last_put_ms) {
       FF_RETURN_IF_ERROR(FromRocks(db->Put(write_options, db_->cf(kMetaCf), id, EncodeMeta(now, info.size)),
@@ -139,11 +140,15 @@ Result<std::string> RocksBlobStore::PutLocked(const std::string& id, std::string
   }
   if (!s.IsNotFound()) return FromRocks(s, "blob store: read meta of " + id);
 
-  rocksdb::WriteBatch batch;
-  FF_RETURN_IF_ERROR(FromRocks(batch.Put(db_->cf(kContentCf), id, rocksdb::Slice(content.data(), content.size())),
-                               "blob store: batch"));
-  FF_RETURN_IF_ERROR(FromRocks(batch.Put(db_->cf(kMetaCf), id, EncodeMeta(now, static_cast<int64_t>(content.size()))),
-                               "blob store: batch"));
+  // Sized for both records up front (as DB::Put sizes its own batch): growing the batch's buffer
+  // for the meta record after the content would copy the whole page once more.
+  rocksdb::WriteBatch batch(content.size() + 2 * id.size() + 64);
+  FF_RETURN_IF_ERROR(
+      FromRocks(batch.Put(db_->cf(kContentCf), id, rocksdb::Slice(content.data(), content.size())),
+                "blob store: batch"));
+  FF_RETURN_IF_ERROR(
+      FromRocks(batch.Put(db_->cf(kMetaCf), id, EncodeMeta(now, static_cast<int64_t>(content.size()))),
+                "blob store: batch"));
   FF_RETURN_IF_ERROR(FromRocks(db->Write(write_options, &batch), "blob store: write " + id));
   if (metrics_ != nullptr) {
     metrics_->blob_puts_stored.Increment();
@@ -155,20 +160,22 @@ Result<std::string> RocksBlobStore::PutLocked(const std::string& id, std::string
 Result<std::string> RocksBlobStore::Get(std::string_view id) {
   if (!IsBlobId(id)) return InvalidId(id);
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), db_->cf(kContentCf), rocksdb::Slice(id.data(), id.size()),
-                                     &value);
+  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), db_->cf(kContentCf),
+                                     rocksdb::Slice(id.data(), id.size()), &value);
   if (s.IsNotFound()) {
     if (metrics_ != nullptr) metrics_->blob_gets_not_found.Increment();
     return Status::Permanent(Code::kNotFound, "blob " + std::string(id) + " not found");
   }
   if (!s.ok()) {
-    if (metrics_ != nullptr) (s.IsCorruption() ? metrics_->blob_gets_corrupt : metrics_->blob_gets_error).Increment();
+    if (metrics_ != nullptr)
+      (s.IsCorruption() ? metrics_->blob_gets_corrupt : metrics_->blob_gets_error).Increment();
     return FromRocks(s, "blob store: get " + std::string(id));
   }
   std::string content(value.data(), value.size());
   if (options_.verify_on_get && Sha256Hex(content) != id) {
     if (metrics_ != nullptr) metrics_->blob_gets_corrupt.Increment();
-    return Status::Fatal(Code::kCorruption, "blob " + std::string(id) + ": stored content does not match its SHA-256");
+    return Status::Fatal(Code::kCorruption,
+                         "blob " + std::string(id) + ": stored content does not match its SHA-256");
   }
   if (metrics_ != nullptr) metrics_->blob_gets_ok.Increment();
   return content;
@@ -177,8 +184,8 @@ Result<std::string> RocksBlobStore::Get(std::string_view id) {
 Result<bool> RocksBlobStore::Exists(std::string_view id) {
   if (!IsBlobId(id)) return InvalidId(id);
   std::string meta;
-  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), db_->cf(kMetaCf), rocksdb::Slice(id.data(), id.size()),
-                                     &meta);
+  rocksdb::Status s =
+      db_->db()->Get(rocksdb::ReadOptions(), db_->cf(kMetaCf), rocksdb::Slice(id.data(), id.size()), &meta);
   if (s.IsNotFound()) return false;
   FF_RETURN_IF_ERROR(FromRocks(s, "blob store: exists " + std::string(id)));
   return true;
@@ -187,8 +194,8 @@ Result<bool> RocksBlobStore::Exists(std::string_view id) {
 Result<BlobInfo> RocksBlobStore::Info(std::string_view id) {
   if (!IsBlobId(id)) return InvalidId(id);
   std::string meta;
-  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), db_->cf(kMetaCf), rocksdb::Slice(id.data(), id.size()),
-                                     &meta);
+  rocksdb::Status s =
+      db_->db()->Get(rocksdb::ReadOptions(), db_->cf(kMetaCf), rocksdb::Slice(id.data(), id.size()), &meta);
   if (s.IsNotFound()) return Status::Permanent(Code::kNotFound, "blob " + std::string(id) + " not found");
   FF_RETURN_IF_ERROR(FromRocks(s, "blob store: info " + std::string(id)));
   return DecodeMeta(id, meta);
@@ -258,8 +265,8 @@ Status RocksBlobStore::Flush() {
 Status RocksBlobStore::Compact() {
   rocksdb::CompactRangeOptions compact;
   compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  FF_RETURN_IF_ERROR(
-      FromRocks(db_->db()->CompactRange(compact, db_->cf(kMetaCf), nullptr, nullptr), "blob store: compact meta"));
+  FF_RETURN_IF_ERROR(FromRocks(db_->db()->CompactRange(compact, db_->cf(kMetaCf), nullptr, nullptr),
+                               "blob store: compact meta"));
   return FromRocks(db_->db()->CompactRange(compact, db_->cf(kContentCf), nullptr, nullptr),
                    "blob store: compact blobs");
 }

@@ -26,6 +26,12 @@ const std::vector<TopicSpec>& Catalogue() {
        "Gateway nodes and their heartbeats (compacted by node URL): tenant ownership (seed 001)."},
       {std::string(topic::kWebhooks), 1, 1, true, -1, 1 << 20,
        "Webhook endpoints and callback secrets of every tenant (compacted); every gateway follows it."},
+      {std::string(topic::kWebhookLog), 3, 1, false, 30LL * 24 * 3600 * 1000, 1 << 20,
+       "Webhook delivery log entries (one per attempt) of every gateway node; every gateway follows it."},
+      {std::string(topic::kWebhookDeliveries), 3, 1, true, -1, 1 << 20,
+       "Latest state of every webhook delivery (compacted): pending ones move with their partition."},
+      {std::string(topic::kBroadcasts), 1, 1, true, -1, 1 << 20,
+       "Broadcast records, fan-out cursors, chunk ids and chunk status (compacted); every gateway follows it."},
   };
   return topics;
 }

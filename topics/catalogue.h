@@ -21,6 +21,9 @@ inline constexpr std::string_view kApiKeys = "fax.keys";             // compacte
 inline constexpr std::string_view kIdempotency = "fax.idempotency";  // key tenant/Idempotency-Key, claims + answers (JSON)
 inline constexpr std::string_view kGateways = "fax.gateways";        // compacted, key node URL, WorkerLoad heartbeat (owner routing)
 inline constexpr std::string_view kWebhooks = "fax.webhooks";        // compacted, key ep/<id> | ts/<tenant>, webhook endpoint / callback secrets (JSON)
+inline constexpr std::string_view kWebhookLog = "fax.webhook-log";  // key log/<target>/..., webhook delivery log entries of every node (JSON)
+inline constexpr std::string_view kWebhookDeliveries = "fax.webhook-deliveries";  // compacted, key dl/<delivery id>, latest state of each webhook delivery (JSON)
+inline constexpr std::string_view kBroadcasts = "fax.broadcasts";    // compacted, key b/<id> | c/<id>/<n> | s/<fax> | e/<event>, broadcast records, chunks, chunk status
 }  // namespace topic
 
 // Consumer groups (committed offsets).

@@ -6,10 +6,14 @@
 #include <rocksdb/options.h>
 
 #include <algorithm>
+#include <ctime>
+#include <future>
 #include <set>
 
 #include "common/ids.h"
 #include "common/log.h"
+#include "producers/gateway/broadcast_replica.h"
+#include "producers/gateway/cover.h"
 #include "producers/gateway/phone.h"
 #include "schemas/event.pb.h"
 #include "schemas/job.pb.h"
@@ -105,7 +109,44 @@ struct Chunk {
   std::vector<std::string> recipient_ids;
 };
 
+std::string UtcDate(int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
+}
+
+json CoverJson(const v1::CoverPage& c) {
+  json f = json::object();
+  for (const auto& [k, v] : c.fields()) f[k] = v;
+  return {{"template", c.template_()}, {"fields", f}};
+}
+
+v1::CoverPage CoverFromJson(const json& j) {
+  v1::CoverPage c;
+  c.set_template_(j.at("template").get<std::string>());
+  for (auto it = j.at("fields").begin(); it != j.at("fields").end(); ++it)
+    (*c.mutable_fields())[it.key()] = it->get<std::string>();
+  return c;
+}
+
 }  // namespace
+
+v1::CoverPage RecipientCover(const v1::CoverPage& shared, const BroadcastRecipient& recipient) {
+  v1::CoverPage c = shared;
+  for (const auto& [column, value] : recipient.fields) {
+    if (value.empty()) continue;
+    std::string k = Trim(column);
+    std::transform(k.begin(), k.end(), k.begin(),
+                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    if (k == "name") k = "to_name";
+    if (k == "company") k = "to_company";
+    if (IsCoverField(k)) (*c.mutable_fields())[k] = value;
+  }
+  return c;
+}
 
 Result<std::vector<BroadcastRecipient>> ParseRecipients(std::string_view content) {
   std::vector<BroadcastRecipient> out;
@@ -179,6 +220,12 @@ struct BroadcastService::Record {
   std::vector<std::string> columns;
   std::string template_submission;  // serialized v1::Submission of chunk 0
   std::string error;
+  // Cover broadcasts: the shared cover (template + fields, JSON; empty object: no cover), the
+  // date printed on every cover, and how many chunks are known to be rendered.
+  json cover = json::object();
+  std::string cover_date;
+  int64_t rendered_chunks = 0;
+  bool has_cover() const { return !cover.empty(); }
 
   int64_t chunks() const { return (count + chunk_size - 1) / chunk_size; }
   json ToJson() const {
@@ -195,7 +242,10 @@ struct BroadcastService::Record {
             {"columns", columns},
             {"template",
              json::binary(std::vector<uint8_t>(template_submission.begin(), template_submission.end()))},
-            {"error", error}};
+            {"error", error},
+            {"cover", cover},
+            {"cover_date", cover_date},
+            {"rendered_chunks", rendered_chunks}};
   }
   static Record From(const json& j) {
     Record r;
@@ -218,6 +268,9 @@ struct BroadcastService::Record {
       for (const auto& b : t.at("bytes")) r.template_submission.push_back(static_cast<char>(b.get<int>()));
     }
     r.error = j.at("error");
+    r.cover = j.value("cover", json::object());  // records written before covers have none
+    r.cover_date = j.value("cover_date", "");
+    r.rendered_chunks = j.value("rendered_chunks", int64_t{0});
     return r;
   }
 };
@@ -281,8 +334,36 @@ Result<std::optional<BroadcastService::Record>> BroadcastService::Load(const std
   }
 }
 
-Status BroadcastService::Save(const Record& r) {
-  return FromRocks(db_->Put(Synced(), "b/" + r.id, r.ToJson().dump()), "put");
+Status BroadcastService::Save(const Record& r) { return Put("b/" + r.id, r.ToJson().dump()); }
+
+Status BroadcastService::Put(const std::string& key, const std::string& value) {
+  if (mirror_) FF_RETURN_IF_ERROR(mirror_(key, value));
+  return FromRocks(db_->Put(Synced(), key, value), "put " + key);
+}
+
+Status BroadcastService::ApplyReplicated(const std::string& key, const std::string& value) {
+  std::lock_guard lock(mu_);
+  std::string local;
+  auto s = db_->Get(rocksdb::ReadOptions(), key, &local);
+  if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "get " + key);
+  if (s.ok() && key.rfind("b/", 0) == 0) {
+    try {
+      const Record have = Record::From(json::parse(local)), got = Record::From(json::parse(value));
+      auto rank = [](const std::string& state) {
+        return state == "rendering" ? 0 : state == "fanning_out" ? 1 : state == "sending" ? 2 : 3;
+      };
+      if (got.fanned < have.fanned || got.rendered_chunks < have.rendered_chunks ||
+          rank(got.state) < rank(have.state) || (have.queued_ms != 0 && got.queued_ms == 0) ||
+          (have.done_ms != 0 && got.done_ms == 0))
+        return Status::Ok();  // an older version (e.g. this node's own write read back)
+    } catch (const std::exception& e) {
+      return Status::Permanent(Code::kInvalidArgument,
+                               "replicated broadcast record " + key + ": " + e.what());
+    }
+  } else if (s.ok()) {
+    return Status::Ok();  // chunks are written once
+  }
+  return FromRocks(db_->Put(Synced(), key, value), "apply " + key);
 }
 
 BroadcastService::CreateOutcome BroadcastService::Create(const BroadcastRequest& request) {
@@ -303,6 +384,12 @@ BroadcastService::CreateOutcome BroadcastService::Create(const BroadcastRequest&
                 "recipients");
   if (request.documents.empty())
     return fail(400, "no_document", "a broadcast needs at least one document", "file");
+  // A cover: the shared part must be valid on its own, and every recipient's merged cover too.
+  const bool has_cover = request.options.has_cover();
+  if (has_cover) {
+    Status c = ValidateCoverPage(request.options.cover());
+    if (!c.ok()) return fail(400, "invalid_option", c.message(), "cover");
+  }
   // Validate and normalise every number before anything is written.
   std::vector<BroadcastRecipient> recipients = request.recipients;
   std::vector<std::string> columns;
@@ -315,6 +402,13 @@ BroadcastService::CreateOutcome BroadcastService::Create(const BroadcastRequest&
           "recipient " + std::to_string(i + 1) + " ('" + recipients[i].to + "'): " + n.status().message(),
           "recipients");
     recipients[i].to = *n;
+    if (has_cover) {
+      Status c = ValidateCoverPage(RecipientCover(request.options.cover(), recipients[i]));
+      if (!c.ok())
+        return fail(422, "invalid_cover",
+                    "recipient " + std::to_string(i + 1) + " ('" + recipients[i].to + "'): " + c.message(),
+                    "recipients");
+    }
     for (const auto& [k, v] : recipients[i].fields)
       if (seen_columns.insert(k).second) columns.push_back(k);
   }
@@ -326,6 +420,10 @@ BroadcastService::CreateOutcome BroadcastService::Create(const BroadcastRequest&
   rec.count = static_cast<int64_t>(recipients.size());
   rec.chunk_size = std::max(1, options_.chunk_size);
   rec.columns = columns;
+  if (has_cover) {
+    rec.cover = CoverJson(request.options.cover());
+    rec.cover_date = UtcDate(now);
+  }
 
   json list = json::array();
   for (const auto& r : recipients) {
@@ -342,9 +440,15 @@ BroadcastService::CreateOutcome BroadcastService::Create(const BroadcastRequest&
   sr.tenant = request.tenant;
   sr.documents = request.documents;
   sr.options = request.options;
+  sr.options.clear_cover();  // per recipient (Recipient.cover_blob_id), not one shared cover document
   sr.source = "broadcast";
   const size_t first = std::min<size_t>(recipients.size(), static_cast<size_t>(rec.chunk_size));
   for (size_t i = 0; i < first; ++i) sr.to.push_back(recipients[i].to);
+  if (has_cover) {
+    auto covers = StoreCovers(rec, recipients, 0, static_cast<int64_t>(first));
+    if (!covers.ok()) return fail(503, "blob_store_unavailable", covers.status().message(), "");
+    sr.cover_blob_ids = std::move(*covers);
+  }
   SubmitOutcome sub = submissions_.Submit(sr);
   if (!sub.ok()) return fail(sub.http_status, sub.error_code, sub.message, sub.field);
   rec.template_submission = sub.submission.SerializeAsString();
@@ -352,9 +456,7 @@ BroadcastService::CreateOutcome BroadcastService::Create(const BroadcastRequest&
   for (const auto& r : sub.submission.recipients()) c0.recipient_ids.push_back(r.recipient_id());
   {
     std::lock_guard lock(mu_);
-    Status s = FromRocks(db_->Put(Synced(), "c/" + rec.id + "/0",
-                                  json{{"fax_id", c0.fax_id}, {"ids", c0.recipient_ids}}.dump()),
-                         "put chunk");
+    Status s = Put("c/" + rec.id + "/0", json{{"fax_id", c0.fax_id}, {"ids", c0.recipient_ids}}.dump());
     if (s.ok()) s = Save(rec);
     if (!s.ok()) return fail(503, "store_unavailable", s.message(), "");
   }
@@ -374,10 +476,12 @@ Status BroadcastService::FanOut(Record& rec, const v1::FaxStatus& rendered) {
   FF_ASSIGN_OR_RETURN(auto recipients, LoadRecipients(rec));
   const int64_t now = clock_.NowMillis();
   std::vector<bus::Message> batch;
+  int64_t batched_recipients = 0;  // cover broadcasts: recipients in the batch's submissions
   auto flush = [&](int64_t next_chunk) -> Status {
     if (!batch.empty()) FF_RETURN_IF_ERROR(producer_.ProduceBatch(batch).WithContext("broadcast fan-out"));
-    jobs_.Increment(static_cast<double>(batch.size()));
+    if (!rec.has_cover()) jobs_.Increment(static_cast<double>(batch.size()));
     batch.clear();
+    batched_recipients = 0;
     rec.fanned = next_chunk;
     return Save(rec);
   };
@@ -393,12 +497,12 @@ Status BroadcastService::FanOut(Record& rec, const v1::FaxStatus& rendered) {
       chunk.fax_id = j.at("fax_id");
       chunk.recipient_ids = j.at("ids").get<std::vector<std::string>>();
     } else if (s.IsNotFound()) {
-      chunk.fax_id = NewId("fax", now);
-      for (int64_t i = begin; i < end; ++i) chunk.recipient_ids.push_back(NewId("rcp", now));
-      FF_RETURN_IF_ERROR(
-          FromRocks(db_->Put(Synced(), "c/" + rec.id + "/" + std::to_string(c),
-                             json{{"fax_id", chunk.fax_id}, {"ids", chunk.recipient_ids}}.dump()),
-                    "put chunk"));
+      // Derived from the broadcast id: any node fanning this chunk out makes the same job ids.
+      chunk.fax_id = ChunkId("fax", rec.id, std::to_string(c));
+      for (int64_t i = begin; i < end; ++i)
+        chunk.recipient_ids.push_back(ChunkId("rcp", rec.id, std::to_string(c) + "/" + std::to_string(i)));
+      FF_RETURN_IF_ERROR(Put("c/" + rec.id + "/" + std::to_string(c),
+                             json{{"fax_id", chunk.fax_id}, {"ids", chunk.recipient_ids}}.dump()));
     } else {
       return FromRocks(s, "get chunk");
     }
@@ -411,6 +515,25 @@ Status BroadcastService::FanOut(Record& rec, const v1::FaxStatus& rendered) {
       auto* r = sub.add_recipients();
       r->set_recipient_id(chunk.recipient_ids[static_cast<size_t>(i - begin)]);
       r->set_number(recipients[static_cast<size_t>(i)].to);
+    }
+    if (rec.has_cover()) {
+      // Imaging renders this chunk's covers and appends chunk 0's document pages (not its covers).
+      FF_ASSIGN_OR_RETURN(auto covers, StoreCovers(rec, recipients, begin, end));
+      for (int k = 0; k < sub.recipients_size(); ++k)
+        sub.mutable_recipients(k)->set_cover_blob_id(covers[static_cast<size_t>(k)]);
+      sub.clear_documents();
+      sub.clear_append_page_blob_ids();
+      for (const auto& p : rendered.page_blob_ids()) sub.add_append_page_blob_ids(p);
+      FF_RETURN_IF_ERROR(status_.RecordSubmission(sub).WithContext("status store"));
+      bus::Message m;
+      m.topic = std::string(bus::topic::kSubmissions);
+      m.key = sub.fax_id();
+      m.value = sub.SerializeAsString();
+      m.headers.push_back({std::string(bus::header::kSchema), v1::Submission::descriptor()->full_name()});
+      batch.push_back(std::move(m));
+      batched_recipients += end - begin;
+      if (batched_recipients >= options_.batch_size) FF_RETURN_IF_ERROR(flush(c + 1));
+      continue;
     }
     FF_RETURN_IF_ERROR(status_.RecordSubmission(sub).WithContext("status store"));
     v1::DeliveryEvent ev;  // the chunk shares chunk 0's pages
@@ -449,12 +572,78 @@ Status BroadcastService::FanOut(Record& rec, const v1::FaxStatus& rendered) {
   }
   if (stop_) return Status::Ok();
   FF_RETURN_IF_ERROR(flush(rec.chunks()));
+  if (rec.has_cover()) {
+    // The jobs are queued by imaging as it renders each chunk's covers (ChunksRendered).
+    FF_LOG_INFO(Logger("broadcast"), "{}: {} chunk submissions with covers produced {} ms after acceptance",
+                rec.id, rec.chunks() - 1, clock_.NowMillis() - rec.created_ms);
+    return Save(rec);
+  }
   rec.state = "sending";
   rec.queued_ms = clock_.NowMillis();
   fanout_seconds_.Observe(static_cast<double>(rec.queued_ms - rec.created_ms) / 1000.0);
   FF_LOG_INFO(Logger("broadcast"), "{}: all {} jobs queued {} ms after acceptance", rec.id, rec.count,
               rec.queued_ms - rec.created_ms);
   return Save(rec);
+}
+
+Result<std::vector<std::string>> BroadcastService::StoreCovers(
+    const Record& rec, const std::vector<BroadcastRecipient>& recipients, int64_t begin, int64_t end) {
+  v1::CoverPage shared;
+  try {
+    shared = CoverFromJson(rec.cover);
+  } catch (const std::exception& e) {
+    return Status::Fatal(Code::kCorruption, "broadcast " + rec.id + ": bad cover: " + e.what());
+  }
+  // The cover does not print the number, so recipients with the same fields share one cover.
+  std::vector<std::string> ps(static_cast<size_t>(end - begin));
+  std::map<std::string, std::string> ids;  // PostScript -> blob id
+  for (int64_t i = begin; i < end; ++i) {
+    auto& p = ps[static_cast<size_t>(i - begin)];
+    p = RenderCoverPage(RecipientCover(shared, recipients[static_cast<size_t>(i)]), {}, rec.cover_date);
+    ids.emplace(p, "");
+  }
+  // Puts are synced: a few in parallel share the WAL syncs (RocksDB group commit).
+  std::vector<std::pair<const std::string*, std::string*>> todo;
+  for (auto& [content, id] : ids) todo.emplace_back(&content, &id);
+  constexpr size_t kParallel = 8;
+  std::vector<std::future<Status>> puts;
+  for (size_t w = 0; w < std::min(kParallel, todo.size()); ++w)
+    puts.push_back(std::async(std::launch::async, [&, w]() -> Status {
+      for (size_t k = w; k < todo.size(); k += kParallel) {
+        auto id = blobs_.Put(*todo[k].first);
+        if (!id.ok()) return id.status().WithContext("storing a cover page");
+        *todo[k].second = std::move(*id);
+      }
+      return Status::Ok();
+    }));
+  Status failed;
+  for (auto& f : puts) {
+    Status s = f.get();
+    if (failed.ok() && !s.ok()) failed = s;
+  }
+  if (!failed.ok()) return failed;
+  std::vector<std::string> out;
+  out.reserve(ps.size());
+  for (const auto& p : ps) out.push_back(ids.at(p));
+  return out;
+}
+
+Result<bool> BroadcastService::ChunksRendered(Record& rec) {
+  const int64_t before = rec.rendered_chunks;
+  while (rec.rendered_chunks < std::min(rec.fanned, rec.chunks())) {
+    std::string v;
+    FF_RETURN_IF_ERROR(FromRocks(
+        db_->Get(rocksdb::ReadOptions(), "c/" + rec.id + "/" + std::to_string(rec.rendered_chunks), &v),
+        "get chunk"));
+    FF_ASSIGN_OR_RETURN(auto st, status_.Get(json::parse(v).at("fax_id").get<std::string>()));
+    if (!st) break;
+    bool terminal = st->recipients_size() > 0;
+    for (const auto& r : st->recipients()) terminal = terminal && IsTerminal(r.state());
+    if (st->page_count() == 0 && st->error().empty() && !terminal) break;
+    ++rec.rendered_chunks;
+  }
+  if (rec.rendered_chunks != before) FF_RETURN_IF_ERROR(Save(rec));
+  return rec.rendered_chunks >= rec.chunks();
 }
 
 Result<std::vector<BroadcastRecipient>> BroadcastService::LoadRecipients(const Record& rec) {
@@ -528,6 +717,7 @@ Status BroadcastService::DriveOnce() {
   }
   for (auto& rec : active) {
     if (stop_) break;
+    if (drives_ && !drives_(rec.tenant)) continue;  // driven by the tenant's owner (broadcast_replica.h)
     if (rec.state == "rendering" || rec.state == "fanning_out") {
       std::string v;
       FF_RETURN_IF_ERROR(
@@ -537,14 +727,29 @@ Status BroadcastService::DriveOnce() {
       if (!st) continue;
       bool doc_error = !st->error().empty();
       for (const auto& r : st->recipients()) doc_error = doc_error || r.reason() == v1::REASON_DOCUMENT_ERROR;
-      if (doc_error) {
+      // With covers, a recipient whose own cover failed does not fail the broadcast: the document
+      // rendered (page ids present) and the others go on.
+      const bool rendered = st->page_blob_ids_size() > 0;
+      if (doc_error && !(rec.has_cover() && rendered)) {
         rec.state = "failed";
         rec.error = st->error().empty() ? "document_error" : st->error();
         FF_RETURN_IF_ERROR(Save(rec));
         FF_LOG_WARN(Logger("broadcast"), "{}: rendering failed: {}", rec.id, rec.error);
-      } else if (st->page_blob_ids_size() > 0) {
+      } else if (rendered) {
         rec.state = "fanning_out";
-        FF_RETURN_IF_ERROR(FanOut(rec, *st));
+        if (!rec.has_cover() || rec.fanned < rec.chunks()) FF_RETURN_IF_ERROR(FanOut(rec, *st));
+        if (rec.has_cover() && rec.state == "fanning_out" && rec.fanned >= rec.chunks()) {
+          FF_ASSIGN_OR_RETURN(bool all, ChunksRendered(rec));
+          if (all) {
+            rec.state = "sending";
+            rec.queued_ms = clock_.NowMillis();
+            fanout_seconds_.Observe(static_cast<double>(rec.queued_ms - rec.created_ms) / 1000.0);
+            FF_LOG_INFO(Logger("broadcast"),
+                        "{}: every chunk rendered with covers, all {} jobs queued {} ms after acceptance",
+                        rec.id, rec.count, rec.queued_ms - rec.created_ms);
+            FF_RETURN_IF_ERROR(Save(rec));
+          }
+        }
       } else {
         continue;
       }
@@ -720,7 +925,25 @@ void RegisterBroadcastRoutes(httplib::Server& srv, BroadcastService& service, Br
               o.mutable_retry()->set_max_dials(it->get<int>());
             else if (k == "tags")
               for (const auto& t : *it) o.add_tags(t.get<std::string>());
-            else {
+            else if (k == "cover") {
+              // Same shape as POST /v1/faxes: {"template": "basic"|"confidential", "fields": {...}}.
+              if (!it->is_object()) {
+                SendError(res, 400, "invalid_option", "cover must be an object {template, fields}", "cover");
+                return;
+              }
+              auto* c = o.mutable_cover();
+              c->set_template_(it->value("template", "basic"));
+              for (auto f = it->begin(); f != it->end(); ++f) {
+                if (f.key() == "template") continue;
+                if (f.key() != "fields" || !f->is_object()) {
+                  SendError(res, 400, "unknown_field", "cover takes 'template' and 'fields'",
+                            "cover." + f.key());
+                  return;
+                }
+                for (auto g = f->begin(); g != f->end(); ++g)
+                  (*c->mutable_fields())[g.key()] = g->get<std::string>();
+              }
+            } else {
               SendError(res, 400, "invalid_option", "unknown option '" + k + "'", "options");
               return;
             }

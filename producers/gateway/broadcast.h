@@ -16,6 +16,13 @@
 //   3. Progress (GET /v1/broadcasts/{id}) and the results CSV are read from the status store,
 //      one record per chunk fax, so they cost O(chunks) reads. A render failure fails every
 //      recipient with document_error.
+//   With a cover (options.cover): every recipient gets its own cover page (shared fields merged
+//   with the recipient's columns, RecipientCover), stored as PostScript in the blob store
+//   (content-addressed: identical covers are one blob). Chunk 0 carries the covers
+//   (Recipient.cover_blob_id) with the documents; chunks 1..k are produced to fax.submissions
+//   with their covers and append_page_blob_ids = chunk 0's document pages, so imaging renders
+//   only the covers and the documents stay rendered once. queued_ms is then set when every
+//   chunk is rendered (its jobs are on fax.jobs).
 //
 // Lifecycle: construct, Start() (resumes unfinished broadcasts, starts the driver), Stop().
 // Threading: Create/Progress/Results are thread-safe; the driver is one background thread.
@@ -92,6 +99,12 @@ struct BroadcastProgress {
   std::string error;
 };
 
+// The cover page of one recipient: `shared` (the broadcast's template and fields) with the
+// recipient's own columns on top. Column names are matched case-insensitively: cover field
+// names (to_name, to_company, from_name, ...) and the aliases `name` -> to_name, `company` ->
+// to_company; empty values and other columns are ignored.
+v1::CoverPage RecipientCover(const v1::CoverPage& shared, const BroadcastRecipient& recipient);
+
 // Parses a recipient list: CSV with a header row (a `to`, `number` or `fax` column, other
 // columns are fields) or a JSON array of numbers / objects {"to": ..., other fields}.
 Result<std::vector<BroadcastRecipient>> ParseRecipients(std::string_view content);
@@ -138,12 +151,33 @@ class BroadcastService {
   // Null (the default): none. Must outlive the loop.
   void SetHeartbeats(Heartbeats* heartbeats) { heartbeats_ = heartbeats; }
 
+  // Several gateway nodes (broadcast_replica.h): every write of the broadcast store is first
+  // handed to `mirror` (store key, value); the driver drives only broadcasts of tenants that
+  // `drives` accepts (this node owns them). Call before Start().
+  using Mirror = std::function<Status(const std::string& key, const std::string& value)>;
+  void SetReplication(Mirror mirror, std::function<bool(const std::string& tenant)> drives) {
+    mirror_ = std::move(mirror);
+    drives_ = std::move(drives);
+  }
+  // Writes a record read back from fax.broadcasts: "c/<id>/<n>" unless present, "b/<id>" unless
+  // the local copy is further along (its own echo never moves the cursor back).
+  Status ApplyReplicated(const std::string& key, const std::string& value);
+
  private:
   Heartbeats* heartbeats_ = nullptr;
+  Mirror mirror_;
+  std::function<bool(const std::string& tenant)> drives_;
+  Status Put(const std::string& key, const std::string& value);  // mirror_, then the store
   struct Record;
   Result<std::optional<Record>> Load(const std::string& id);
   Status Save(const Record& record);
   Status FanOut(Record& record, const v1::FaxStatus& rendered);
+  // Cover broadcasts: the cover blob ids (PostScript, stored) of recipients [begin, end).
+  Result<std::vector<std::string>> StoreCovers(const Record& record,
+                                               const std::vector<BroadcastRecipient>& recipients,
+                                               int64_t begin, int64_t end);
+  // Cover broadcasts: true once every fanned-out chunk is rendered (advances rendered_chunks).
+  Result<bool> ChunksRendered(Record& record);
   Result<BroadcastProgress> Compute(const Record& record);
   Result<std::vector<BroadcastRecipient>> LoadRecipients(const Record& record);
   void Run();

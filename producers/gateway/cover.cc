@@ -40,6 +40,8 @@ std::vector<std::string> Wrap(const std::string& text, size_t width) {
 
 }  // namespace
 
+bool IsCoverField(const std::string& name) { return KnownFields().count(name) > 0; }
+
 Status ValidateCoverPage(const v1::CoverPage& cover) {
   if (cover.template_() != "basic" && cover.template_() != "confidential")
     return Status::Permanent(Code::kInvalidArgument, "cover.template must be basic or confidential");

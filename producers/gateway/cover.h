@@ -14,6 +14,9 @@ namespace faxflow {
 // message <= 2000): to_name, to_company, from_name, from_company, from_phone, subject, message.
 Status ValidateCoverPage(const v1::CoverPage& cover);
 
+// True for the field names ValidateCoverPage accepts (to_name, to_company, ...).
+bool IsCoverField(const std::string& name);
+
 // The cover page as PostScript. `to` lists the recipients' numbers; `date` is shown as given.
 std::string RenderCoverPage(const v1::CoverPage& cover, const std::vector<std::string>& to,
                             const std::string& date);

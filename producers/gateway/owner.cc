@@ -153,6 +153,7 @@ bool OwnerDirectory::Routed(const httplib::Request& req) const {
   const std::string& p = req.path;
   if (p.rfind("/v1/faxes", 0) == 0) {
     if (req.method == "GET") return true;
+    if (req.method == "POST" && p == "/v1/faxes") return options_.route_submissions;
     return req.method == "POST" && p.size() > 7 && p.compare(p.size() - 7, 7, "/cancel") == 0;
   }
   return p.rfind("/v1/broadcasts", 0) == 0 || p.rfind("/v1/webhooks", 0) == 0;
@@ -204,7 +205,7 @@ void OwnerDirectory::Proxy(const std::string& owner, const httplib::Request& req
   }
   proxied_.Add({{"outcome", "ok"}}).Increment();
   res.status = r->status;
-  for (const char* h : {"Location", "Retry-After", "Idempotency-Replayed"})
+  for (const char* h : {"Location", "Retry-After", "Idempotent-Replayed"})
     if (r->has_header(h)) res.set_header(h, r->get_header_value(h));
   res.set_header("X-Faxflow-Served-By", owner);
   res.set_content(r->body, r->get_header_value("Content-Type").empty() ? "application/json"

@@ -10,7 +10,8 @@
 // weight, to the survivors (and only its partitions move).
 //
 // Routing (Route, called from the gateway's admission step): status and control requests (GET /v1/faxes...,
-// POST /v1/faxes/{id}/cancel, /v1/broadcasts..., /v1/webhooks...) of a tenant owned by another node are
+// POST /v1/faxes/{id}/cancel, /v1/broadcasts..., /v1/webhooks...) and, with route_submissions, submissions
+// (POST /v1/faxes, JSON or multipart) of a tenant owned by another node are
 // answered with 307 to the owner (owner_mode=redirect) or forwarded to it and its answer relayed
 // (owner_mode=proxy). Forwarded requests carry X-Faxflow-Forwarded-By and are always served where they land,
 // so a disagreement between two nodes' tables cannot loop. A proxy that cannot reach the owner answers 503
@@ -57,6 +58,9 @@ struct OwnerOptions {
   std::chrono::milliseconds heartbeat_interval{1000};
   int32_t slots = 12;
   std::chrono::milliseconds proxy_timeout{30'000};
+  // POST /v1/faxes is routed too (gateway.route_submissions): the tenant's submission rate limit
+  // then holds for the cluster, at the cost of one extra hop for uploads through another node.
+  bool route_submissions = true;
 };
 
 class OwnerDirectory {

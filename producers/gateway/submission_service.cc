@@ -225,6 +225,7 @@ SubmitOutcome SubmissionService::Submit(const SubmitRequest& request) {
                             ? NewId("rcp", now)
                             : "rcp_" + Sha256Hex(request.fax_id + "/" + std::to_string(i)).substr(0, 20));
     r->set_number(numbers[i]);
+    if (i < request.cover_blob_ids.size()) r->set_cover_blob_id(request.cover_blob_ids[i]);
   }
   if (opt.has_cover()) {
     const std::string ps = RenderCoverPage(opt.cover(), numbers, UtcDate(now));

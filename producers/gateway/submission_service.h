@@ -51,6 +51,9 @@ struct SubmitRequest {
   std::string fax_id = {};
   std::string idempotency_key = {};
   std::string api_key_id = {};
+  // Broadcast covers (producers/gateway/broadcast.cc): per recipient, parallel to `to`, the blob
+  // id of that recipient's own cover page (Recipient.cover_blob_id); empty = none.
+  std::vector<std::string> cover_blob_ids = {};
 };
 
 // 202 on success with the submission; otherwise an HTTP status and a stable error code.

@@ -1,6 +1,8 @@
-// An embedded `faxflow all` pipeline in this process with API keys on, an admin token, and two
-// tenants' keys: the REST API as customers use it, on the real pipeline (Ghostscript, SpanDSP
-// over the simulated line, RocksDB stores, embedded bus).
+// A `faxflow all` pipeline in this process with API keys on, an admin token, and two tenants'
+// keys: the REST API as customers use it, on the real pipeline (Ghostscript, SpanDSP over the
+// simulated line, RocksDB stores). The bus is the embedded default; a test binary compiled with
+// FAXFLOW_API_TEST_KAFKA (api_kafka_suite_test) runs the same tests on a private single-node
+// Kafka broker that the first pipeline starts and the process stops at exit.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,13 +15,23 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "tests/api/api_client.h"
-#include "workers/notify/signature.h"
 #include "tests/support/support.h"
+#include "workers/notify/signature.h"
 
 namespace faxflow::testing {
 
 // Standard base64, as the API expects in content_base64 (the webhook signer's encoder).
 inline std::string Base64(const std::string& in) { return notify::Base64Encode(in); }
+
+// The bus settings of every pipeline this test binary starts (see the file comment).
+inline std::vector<std::pair<std::string, std::string>> ApiBusConfig() {
+#ifdef FAXFLOW_API_TEST_KAFKA
+  return {{"bus.backend", "kafka"},
+          {"kafka.bootstrap", SharedPrivateKafkaBroker("faxflow-api-kafka").bootstrap()}};
+#else
+  return {};
+#endif
+}
 
 class EmbeddedApi {
  public:
@@ -34,6 +46,8 @@ class EmbeddedApi {
                                                              {"gateway.rate_limit_per_second", "0"},
                                                              {"gateway.max_concurrent_requests", "0"},
                                                              {"log.level", "warn"}};
+    const auto bus = ApiBusConfig();
+    sets.insert(sets.end(), bus.begin(), bus.end());
     sets.insert(sets.end(), extra.begin(), extra.end());
     auto config = LoadConfig(std::nullopt, sets, false);
     if (!config.ok()) throw std::runtime_error(config.status().ToString());

@@ -6,14 +6,13 @@
 // the results CSV has one complete row per recipient in list order. Also drives the CLI
 // (`faxflow broadcast ... --results`) on a small list.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
+#include "tests/broadcast/broadcast_e2e_util.h"
 #include "tests/e2e/e2e_util.h"
 
 #ifndef FAXFLOW_BROADCAST_RECIPIENTS
@@ -29,45 +28,8 @@ constexpr int kRecipients = FAXFLOW_BROADCAST_RECIPIENTS;
 constexpr int kAnswering = 10;
 constexpr int kDistinctBusy = 4000;  // sim.behaviours must fit in one argument (< 128 KiB)
 
-std::string BusyNumber(int i) {
-  char buf[20];
-  std::snprintf(buf, sizeof(buf), "+1555300%04d", i % kDistinctBusy);
-  return buf;
-}
-std::string AnswerNumber(int i) {
-  char buf[20];
-  std::snprintf(buf, sizeof(buf), "+1555400%04d", i);
-  return buf;
-}
-
-double MetricSum(int port, const std::string& name) {
-  auto r = HttpGet(port, "/metrics");
-  std::istringstream in(r.body);
-  std::string line;
-  double sum = 0;
-  while (std::getline(in, line)) {
-    if (line.rfind(name, 0) != 0) continue;
-    const char next = line.size() > name.size() ? line[name.size()] : ' ';
-    if (next != ' ' && next != '{') continue;
-    sum += std::stod(line.substr(line.rfind(' ') + 1));
-  }
-  return sum;
-}
-
-std::vector<std::vector<std::string>> SplitCsv(const std::string& csv) {
-  std::vector<std::vector<std::string>> rows;
-  std::istringstream in(csv);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> cells;
-    std::string cell;
-    std::istringstream ls(line);
-    while (std::getline(ls, cell, ',')) cells.push_back(cell);
-    if (!line.empty() && line.back() == ',') cells.push_back("");
-    rows.push_back(cells);
-  }
-  return rows;
-}
+std::string BusyNumber(int i) { return PhoneNumber(300, i % kDistinctBusy); }
+std::string AnswerNumber(int i) { return PhoneNumber(400, i); }
 
 std::string SimBehaviours(int recipients) {
   std::string s;
@@ -88,22 +50,15 @@ TEST(BroadcastE2E, OneRenderManyRecipientsEveryoneTerminalAndResultsComplete) {
     csv += n + ",Customer " + std::to_string(i + 1) + "\n";
   }
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = HttpPostForm(app.port(), "/v1/broadcasts",
-                        {{"recipients", csv, "recipients.csv"},
-                         {"file", ReadFileOrDie(doc), "three.ps"},
-                         {"options", R"({"max_dials":1,"header_text":"Broadcast"})", ""}});
+  auto r = PostBroadcast(app.port(), csv, ReadFileOrDie(doc), "three.ps",
+                         R"({"max_dials":1,"header_text":"Broadcast"})");
   ASSERT_EQ(r.status, 202) << r.body;
   const auto accepted = nlohmann::json::parse(r.body);
   const std::string id = accepted.at("id");
   EXPECT_EQ(accepted.at("recipients"), kRecipients);
 
   nlohmann::json p;
-  auto progress = [&] {
-    auto g = HttpGet(app.port(), "/v1/broadcasts/" + id);
-    if (g.status != 200) return false;
-    p = nlohmann::json::parse(g.body);
-    return true;
-  };
+  auto progress = [&] { return GetBroadcast(app.port(), id, p); };
   ASSERT_TRUE(Await([&] { return progress() && p.contains("queued_ms"); }, 120s)) << p.dump();
   const double fanout_s =
       static_cast<double>(p.at("queued_ms").get<int64_t>() - p.at("created_ms").get<int64_t>()) / 1000;
@@ -115,7 +70,7 @@ TEST(BroadcastE2E, OneRenderManyRecipientsEveryoneTerminalAndResultsComplete) {
             << " s after submission: " << p.dump() << "\n";
 
   // Rendered once: one render for the whole broadcast.
-  EXPECT_EQ(MetricSum(app.port(), "faxflow_imaging_renders_total"), 1.0);
+  EXPECT_EQ(ScrapeMetric(app.port(), "faxflow_imaging_renders_total"), 1.0);
   EXPECT_EQ(p.at("terminal"), kRecipients);
   EXPECT_EQ(p.at("recipients"), kRecipients);
   int64_t total = 0;
@@ -172,14 +127,10 @@ TEST(BroadcastE2E, CliShowsProgressUntilDoneAndWritesResults) {
     csv += "\"Doe, J" + std::to_string(i) + "\"," + (i < 2 ? AnswerNumber(i) : BusyNumber(i)) + "\n";
   const std::string list = dir.path() + "/recipients.csv", results = dir.path() + "/results.csv";
   { std::ofstream(list) << csv; }
-  ChildProcess cli(
-      {FaxflowBinary(), "broadcast", list, DataFile("sample.pdf"), "--server",
-       "http://127.0.0.1:" + std::to_string(app.port()), "--max-dials", "1", "--results", results},
-      dir.path() + "/cli.log");
-  const int st = cli.Wait(180s);
-  ASSERT_NE(st, -1) << "CLI did not finish\n" << cli.Log();
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << cli.Log();
-  EXPECT_NE(cli.Log().find("40/40"), std::string::npos) << cli.Log();
+  std::string log;
+  ASSERT_NO_FATAL_FAILURE(RunBroadcastCli(app.port(), list, DataFile("sample.pdf"),
+                                          {"--max-dials", "1", "--results", results}, 40,
+                                          dir.path() + "/cli.log", &log));
   const std::string out = ReadFileOrDie(results);
   const auto rows = SplitCsv(out);
   EXPECT_EQ(rows.size(), 41u) << out;
@@ -190,10 +141,7 @@ TEST(BroadcastE2E, RejectsBadListsWithClearErrors) {
   TempDir dir("faxflow-broadcast-bad");
   FaxflowAll app(dir.path(), {"broadcast.max_recipients=5"});
   const std::string pdf = ReadFileOrDie(DataFile("sample.pdf"));
-  auto post = [&](const std::string& list) {
-    return HttpPostForm(app.port(), "/v1/broadcasts",
-                        {{"recipients", list, "r.csv"}, {"file", pdf, "a.pdf"}});
-  };
+  auto post = [&](const std::string& list) { return PostBroadcast(app.port(), list, pdf, "a.pdf"); };
   auto no_to = post("name\nBob\n");
   EXPECT_EQ(no_to.status, 422) << no_to.body;
   EXPECT_NE(no_to.body.find("'to'"), std::string::npos) << no_to.body;

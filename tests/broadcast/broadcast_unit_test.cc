@@ -35,5 +35,30 @@ TEST(BroadcastRecipientsTest, ErrorsNameTheProblem) {
   EXPECT_FALSE(ParseRecipients("[{\"name\": \"x\"}]").ok());
 }
 
+// Cover fields of a recipient: shared fields, then the recipient's columns on top (cover field
+// names and the aliases name/company, case-insensitive); other columns and empty values ignored.
+TEST(BroadcastRecipientsTest, RecipientCoverMergesColumnsOverSharedFields) {
+  v1::CoverPage shared;
+  shared.set_template_("confidential");
+  (*shared.mutable_fields())["from_name"] = "Acme";
+  (*shared.mutable_fields())["to_company"] = "Default Co";
+  (*shared.mutable_fields())["subject"] = "Invoice";
+  BroadcastRecipient r{
+      "+15550100000",
+      {{"Name", "Jane Doe"}, {"account", "A-1"}, {"Subject", "Your invoice"}, {"company", ""}}};
+  const v1::CoverPage c = RecipientCover(shared, r);
+  EXPECT_EQ(c.template_(), "confidential");
+  EXPECT_EQ(c.fields().at("to_name"), "Jane Doe");
+  EXPECT_EQ(c.fields().at("subject"), "Your invoice");
+  EXPECT_EQ(c.fields().at("from_name"), "Acme");
+  EXPECT_EQ(c.fields().at("to_company"), "Default Co");  // empty column: the shared value stays
+  EXPECT_EQ(c.fields().count("account"), 0u);
+  EXPECT_EQ(c.fields().size(), 4u);
+  BroadcastRecipient other{"+15550100001", {{"to_company", "Initech"}, {"TO_NAME", "Bob"}}};
+  const v1::CoverPage d = RecipientCover(shared, other);
+  EXPECT_EQ(d.fields().at("to_company"), "Initech");
+  EXPECT_EQ(d.fields().at("to_name"), "Bob");
+}
+
 }  // namespace
 }  // namespace faxflow

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -18,78 +17,17 @@
 #include "schemas/job.pb.h"
 #include "schemas/submission.pb.h"
 #include "storage/blob_store.h"
-#include "tests/imaging/test_util.h"
+#include "tests/imaging/imaging_fixture.h"
 #include "topics/catalogue.h"
-#include "topics/embedded/embedded_bus.h"
 
 namespace faxflow::imaging {
 namespace {
 
+using testing::HeaderOf;
 using testing::ReadData;
-namespace fs = std::filesystem;
 
-// A header's value or "<missing>" (Record::header returns a pointer).
-std::string HeaderOf(const bus::Record& r, std::string_view name) {
-  for (const auto& h : r.headers)
-    if (h.key == name) return h.value;
-  return "<missing>";
-}
-
-class ImagingWorkerTest : public ::testing::Test {
+class ImagingWorkerTest : public testing::ImagingWorkerFixture {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("imaging_worker_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    auto bus = bus::OpenEmbeddedBus((dir_ / "bus").string());
-    ASSERT_TRUE(bus.ok()) << bus.status().ToString();
-    bus_ = std::move(*bus);
-    ASSERT_TRUE(bus_->EnsureTopics(bus::Catalogue()).ok());
-    auto blobs =
-        OpenRocksBlobStore((dir_ / "blobs").string(), {}, [] { return SystemClock::Instance().NowMillis(); });
-    ASSERT_TRUE(blobs.ok()) << blobs.status().ToString();
-    blobs_ = std::move(*blobs);
-    auto producer = bus_->NewProducer("test");
-    ASSERT_TRUE(producer.ok());
-    producer_ = std::move(*producer);
-    bus::ConsumerOptions co;
-    co.group = "test-reader";
-    auto consumer = bus_->NewConsumer(co);
-    ASSERT_TRUE(consumer.ok());
-    reader_ = std::move(*consumer);
-    std::vector<bus::TopicPartition> all;
-    for (auto topic : {bus::topic::kJobs, bus::topic::kEvents, bus::topic::kDeadLetter}) {
-      auto tps = bus::AllPartitions(*bus_, std::string(topic));
-      ASSERT_TRUE(tps.ok());
-      all.insert(all.end(), tps->begin(), tps->end());
-    }
-    ASSERT_TRUE(reader_->Assign(all).ok());
-  }
-
-  void TearDown() override {
-    reader_.reset();
-    producer_.reset();
-    blobs_.reset();
-    bus_.reset();
-    fs::remove_all(dir_);
-  }
-
-  ImagingOptions Options() {
-    ImagingOptions o;
-    o.threads = 2;
-    o.site = "test";
-    o.poll_timeout = std::chrono::milliseconds(50);
-    o.renderer.timeout_seconds = 60;
-    return o;
-  }
-
-  std::string PutDoc(const std::string& file) {
-    auto id = blobs_->Put(ReadData(file));
-    EXPECT_TRUE(id.ok());
-    return id.value_or("");
-  }
-
   v1::Submission MakeSubmission(const std::string& fax_id, const std::string& doc_blob, int recipients) {
     v1::Submission s;
     s.set_fax_id(fax_id);
@@ -108,62 +46,6 @@ class ImagingWorkerTest : public ::testing::Test {
     s.mutable_options()->set_priority(5);
     return s;
   }
-
-  void Submit(const std::string& key, const std::string& value, bool with_schema = true) {
-    bus::Message m;
-    m.topic = std::string(bus::topic::kSubmissions);
-    m.key = key;
-    m.value = value;
-    if (with_schema) m.headers.push_back({std::string(bus::header::kSchema), "faxflow.v1.Submission"});
-    ASSERT_TRUE(producer_->Produce(m).ok());
-  }
-
-  // Reads output records until `done` says so or the deadline passes.
-  void ReadUntil(const std::function<bool()>& done, std::chrono::seconds limit = std::chrono::seconds(90)) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      auto recs = reader_->Poll(std::chrono::milliseconds(100), 100);
-      ASSERT_TRUE(recs.ok());
-      for (auto& r : *recs) {
-        if (r.topic == bus::topic::kJobs) {
-          v1::OutboundJob job;
-          ASSERT_TRUE(job.ParseFromString(r.value));
-          EXPECT_EQ(r.key, job.number());
-          EXPECT_EQ(HeaderOf(r, bus::header::kSchema), "faxflow.v1.OutboundJob");
-          jobs_.push_back(job);
-        } else if (r.topic == bus::topic::kEvents) {
-          v1::DeliveryEvent ev;
-          ASSERT_TRUE(ev.ParseFromString(r.value));
-          EXPECT_EQ(r.key, ev.fax_id());
-          events_.push_back(ev);
-        } else {
-          dlq_.push_back(r);
-        }
-      }
-    }
-  }
-
-  std::vector<const v1::OutboundJob*> JobsOf(const std::string& fax) const {
-    std::vector<const v1::OutboundJob*> out;
-    for (const auto& j : jobs_)
-      if (j.fax_id() == fax) out.push_back(&j);
-    return out;
-  }
-  std::vector<const v1::DeliveryEvent*> EventsOf(const std::string& fax) const {
-    std::vector<const v1::DeliveryEvent*> out;
-    for (const auto& e : events_)
-      if (e.fax_id() == fax) out.push_back(&e);
-    return out;
-  }
-
-  fs::path dir_;
-  std::unique_ptr<bus::Bus> bus_;
-  std::unique_ptr<BlobStore> blobs_;
-  std::unique_ptr<bus::Producer> producer_;
-  std::unique_ptr<bus::Consumer> reader_;
-  std::vector<v1::OutboundJob> jobs_;
-  std::vector<v1::DeliveryEvent> events_;
-  std::vector<bus::Record> dlq_;
 };
 
 TEST_F(ImagingWorkerTest, RendersJobsFailsBadDocumentsDeadLettersJunkAndKeepsServing) {

@@ -22,17 +22,20 @@
 #include "common/clock.h"
 #include "producers/ingest/url_fetcher.h"
 #include "tests/support/support.h"
+#include "topics/catalogue.h"
+#include "topics/embedded/embedded_bus.h"
 #include "workers/notify/notifier.h"
 #include "workers/notify/notify_store.h"
+#include "workers/notify/replica.h"
 #include "workers/notify/signature.h"
 
 namespace faxflow::notify {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::CountingListener;
 using faxflow::testing::Await;
 using faxflow::testing::TempDir;
+using testing::CountingListener;
 
 // Independent receiver-side implementation (Python stdlib), as a customer would write it.
 constexpr char kPythonVerifier[] = R"PY(
@@ -318,7 +321,6 @@ class Receiver {
   std::thread thread_;
 };
 
-
 TEST_F(NotifierTest, RotatedEndpointSignsWithBothSecretsOnTheWire) {
   Receiver receiver;
   ingest::UrlFetcherOptions fo;
@@ -453,6 +455,239 @@ TEST_F(NotifierTest, RedirectsAreRecheckedAndCappedOnTheWebhookPath) {
   bool saw_body = false;
   for (const auto& r : receiver.Received()) saw_body = saw_body || (r.path == "/chain/0" && r.body == "{}");
   EXPECT_TRUE(saw_body);
+}
+
+// Several gateway nodes (docs/webhooks.md): the delivering node's log entries go through its
+// outbox to the log mirror (fax.webhook-log); a failed publish keeps them for the next round; a
+// second node's store applying what was published lists the same attempts, and applying one
+// twice (a re-publish after a crash) does not duplicate it.
+TEST_F(NotifierTest, DeliveryLogIsPublishedThroughTheOutboxAndAppliedOnOtherNodes) {
+  const Endpoint ep = AddEndpoint("https://hooks.example.com/shared");
+  std::vector<std::pair<std::string, std::string>> published;
+  bool fail_publish = true;
+  store_->SetLogMirror([&](const std::vector<std::pair<std::string, std::string>>& entries) -> Status {
+    if (fail_publish) return Status::Retryable(Code::kUnavailable, "broker down");
+    published.insert(published.end(), entries.begin(), entries.end());
+    return Status::Ok();
+  });
+  int calls = 0;
+  WebhookSender sender = [&](const ingest::OutboundRequest&) -> Result<ingest::OutboundResponse> {
+    ingest::OutboundResponse r;
+    r.status = ++calls == 1 ? 500 : 204;  // first attempt fails, the retry delivers
+    return r;
+  };
+  NotifierOptions o;
+  Notifier notifier(o, nullptr, *store_, sender, registry_, clock_);
+  ASSERT_TRUE(notifier.Publish(Event("evt_shared")).ok());
+  ASSERT_EQ(*notifier.DeliverDue(), 1);
+  auto failed = store_->PublishLog();
+  EXPECT_FALSE(failed.ok()) << "a failed publish is reported";
+  EXPECT_TRUE(published.empty());
+  fail_publish = false;
+  clock_.Advance(5s);
+  ASSERT_EQ(*notifier.DeliverDue(), 1);
+  auto n = store_->PublishLog();
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 2u) << "both attempts, the one kept from the failed round included";
+  ASSERT_EQ(published.size(), 2u);
+  EXPECT_EQ(*store_->PublishLog(), 0u) << "the outbox is empty once published";
+
+  // Another node applies the published entries (twice: idempotent) and reads the same log.
+  auto other = NotifyStore::Open(dir_.path() + "/other");
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  for (int round = 0; round < 2; ++round)
+    for (const auto& [key, value] : published) {
+      EXPECT_EQ(key.rfind("log/ep:" + ep.id + "/", 0), 0u) << key;
+      ASSERT_TRUE((*other)->ApplyMirrored(key, value).ok()) << key;
+    }
+  auto here = store_->Log("ep:" + ep.id, 10);
+  auto there = (*other)->Log("ep:" + ep.id, 10);
+  ASSERT_TRUE(here.ok() && there.ok());
+  ASSERT_EQ(there->size(), 2u);
+  ASSERT_EQ(here->size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ((*there)[i].delivery_id, (*here)[i].delivery_id);
+    EXPECT_EQ((*there)[i].attempt, (*here)[i].attempt);
+    EXPECT_EQ((*there)[i].state, (*here)[i].state);
+    EXPECT_EQ((*there)[i].status, (*here)[i].status);
+  }
+  EXPECT_EQ(there->front().state, "delivered");
+  EXPECT_EQ(there->back().status, 500);
+  EXPECT_FALSE((*other)->ApplyMirrored("log/ep:x/1/y/1", "not json").ok()) << "a bad entry is refused";
+}
+
+// Several gateway nodes (docs/webhooks.md, "Pending deliveries move with their partition"): two
+// nodes on the embedded bus, each with its store, replica (fax.webhooks, fax.webhook-deliveries)
+// and notifier. Node A owns partition 5 and its endpoint is down: A's first attempt fails. A stops;
+// B becomes the owner of partition 5 and makes the retry at the due time A scheduled, with the same
+// webhook-id and attempt number 2. B never attempts while A owns the partition. When A comes back
+// (and owns the partition again) it learns that B delivered, and does not deliver its own copy.
+TEST_F(NotifierTest, PendingDeliveryIsTakenOverByTheNextOwnerOfItsPartition) {
+  auto opened = bus::OpenEmbeddedBus(dir_.path() + "/bus");
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<bus::Bus> bus = std::move(*opened);
+  ASSERT_TRUE(bus->EnsureTopics(bus::Catalogue()).ok());
+  auto opened_b = NotifyStore::Open(dir_.path() + "/notify-b");
+  ASSERT_TRUE(opened_b.ok()) << opened_b.status().ToString();
+  std::unique_ptr<NotifyStore> store_b = std::move(*opened_b);
+  auto replica_a = std::make_unique<WebhookReplica>(*bus, *store_);
+  WebhookReplica replica_b(*bus, *store_b);
+  for (auto* r : {replica_a.get(), &replica_b}) {
+    r->ShareDeliveryLog();
+    r->ShareDeliveries();
+    ASSERT_TRUE(r->Start().ok());
+  }
+  const Endpoint ep = AddEndpoint("https://hooks.example.com/down-then-up");
+  ASSERT_TRUE(Await([&] { return store_b->GetEndpoint(ep.id).ok() && *store_b->GetEndpoint(ep.id); }, 10s));
+
+  std::atomic<int> owner{0};  // 0: node A owns every partition, 1: node B
+  std::mutex mu;
+  std::vector<std::pair<char, std::string>> sent;  // node, webhook-id
+  auto sender_of = [&](char node, int status) {
+    return [&, node, status](const ingest::OutboundRequest& req) -> Result<ingest::OutboundResponse> {
+      std::lock_guard l(mu);
+      for (const auto& [k, v] : req.headers)
+        if (k == "webhook-id") sent.emplace_back(node, v);
+      ingest::OutboundResponse r;
+      r.status = status;
+      return r;
+    };
+  };
+  prometheus::Registry registry_b;
+  Notifier a(NotifierOptions{}, nullptr, *store_, sender_of('A', 503), registry_, clock_);
+  Notifier b(NotifierOptions{}, nullptr, *store_b, sender_of('B', 204), registry_b, clock_);
+  a.SetOwnership([&](int32_t) { return owner == 0; }, "unused");
+  b.SetOwnership([&](int32_t) { return owner == 1; }, "unused");
+
+  NotifyEvent ev = Event("evt_takeover");
+  ev.partition = 5;
+  ASSERT_TRUE(a.Publish(ev).ok());
+  ASSERT_EQ(*a.DeliverDue(), 1) << "A's endpoint is down: first attempt fails";
+  auto published = store_->PublishDeliveries();
+  ASSERT_TRUE(published.ok()) << published.status().ToString();
+  EXPECT_GE(*published, 1u);
+  ASSERT_EQ(sent.size(), 1u);
+  const std::string webhook_id = sent[0].second;
+  std::optional<Delivery> on_b;
+  ASSERT_TRUE(Await(
+      [&] {
+        auto d = store_b->GetDelivery(webhook_id);
+        if (d.ok() && *d && (*d)->attempts == 1) on_b = **d;
+        return on_b.has_value();
+      },
+      10s))
+      << "the pending state reaches node B";
+  EXPECT_EQ(on_b->state, "pending");
+  EXPECT_EQ(on_b->partition, 5);
+  EXPECT_EQ(on_b->next_ms, clock_.NowMillis() + 5000) << "the due time A scheduled";
+
+  clock_.Advance(5s);
+  EXPECT_EQ(*b.DeliverDue(), 0) << "B does not attempt while A owns the partition";
+
+  // A stops (its replica no longer follows); B owns partition 5 now.
+  replica_a->Stop();
+  replica_a.reset();
+  owner = 1;
+  ASSERT_EQ(*b.DeliverDue(), 1);
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[1], (std::pair<char, std::string>('B', webhook_id))) << "same webhook-id, from B";
+  auto log_b = store_b->Log("ep:" + ep.id, 10);
+  ASSERT_TRUE(log_b.ok());
+  ASSERT_FALSE(log_b->empty());
+  EXPECT_EQ(log_b->front().attempt, 2) << "B's attempt continues A's count";
+  EXPECT_EQ(log_b->front().state, "delivered");
+  ASSERT_TRUE(store_b->PublishDeliveries().ok());
+
+  // A comes back and owns the partition again: it catches up first, and its copy is not delivered.
+  replica_a = std::make_unique<WebhookReplica>(*bus, *store_);
+  replica_a->ShareDeliveryLog();
+  replica_a->ShareDeliveries();
+  ASSERT_TRUE(replica_a->Start().ok());
+  owner = 0;
+  auto on_a = store_->GetDelivery(webhook_id);
+  ASSERT_TRUE(on_a.ok() && *on_a);
+  EXPECT_EQ((*on_a)->state, "delivered") << "A learned B's delivery while catching up";
+  EXPECT_EQ((*on_a)->attempts, 2);
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(60s);
+    EXPECT_EQ(*a.DeliverDue(), 0);
+  }
+  EXPECT_EQ(sent.size(), 2u) << "A's copy was never delivered again";
+  EXPECT_EQ(*store_->PendingCount(), 0);
+
+  // Merge rules: an older state applied late does not step back; a bad record is refused.
+  Delivery stale = *on_b;
+  nlohmann::json j = {{"id", stale.id},           {"target", stale.target},
+                      {"tenant", stale.tenant},   {"url", stale.url},
+                      {"type", stale.type},       {"event_id", stale.event_id},
+                      {"body", stale.body},       {"first_ms", stale.first_ms},
+                      {"next_ms", stale.next_ms}, {"attempts", 1},
+                      {"state", "pending"},       {"last_status", 503},
+                      {"last_error", "HTTP 503"}, {"partition", 5}};
+  ASSERT_TRUE(store_b->ApplyMirrored("dl/" + stale.id, j.dump()).ok());
+  EXPECT_EQ((*store_b->GetDelivery(stale.id))->state, "delivered");
+  EXPECT_EQ(*store_b->PendingCount(), 0);
+  EXPECT_FALSE(store_b->ApplyMirrored("dl/msg_x", "not json").ok());
+  replica_a->Stop();
+  replica_b.Stop();
+}
+
+// Shared deliveries without a bus: a failed publish keeps the changed deliveries in the outbox
+// (only their latest state), and an attempt that ran while another node's further state arrived
+// (an ownership overlap: the other node delivered) does not step the delivery back to pending.
+TEST_F(NotifierTest, SharedDeliveryOutboxKeepsLatestStateAndNeverStepsBack) {
+  const Endpoint ep = AddEndpoint("https://hooks.example.com/overlap");
+  std::vector<std::pair<std::string, std::string>> published;
+  bool fail_publish = true;
+  store_->SetDeliveryMirror([&](const std::vector<std::pair<std::string, std::string>>& entries) -> Status {
+    if (fail_publish) return Status::Retryable(Code::kUnavailable, "broker down");
+    published.insert(published.end(), entries.begin(), entries.end());
+    return Status::Ok();
+  });
+  std::function<void()> during_send;
+  WebhookSender sender = [&](const ingest::OutboundRequest&) -> Result<ingest::OutboundResponse> {
+    if (during_send) during_send();
+    ingest::OutboundResponse r;
+    r.status = 503;
+    return r;
+  };
+  Notifier notifier(NotifierOptions{}, nullptr, *store_, sender, registry_, clock_);
+  NotifyEvent ev = Event("evt_overlap");
+  ev.partition = 3;
+  ASSERT_TRUE(notifier.Publish(ev).ok());
+  ASSERT_EQ(*notifier.DeliverDue(), 1);
+  EXPECT_FALSE(store_->PublishDeliveries().ok()) << "a failed publish is reported";
+  fail_publish = false;
+  auto n = store_->PublishDeliveries();
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  ASSERT_EQ(*n, 1u) << "one entry per delivery: its latest state";
+  const auto first = nlohmann::json::parse(published.at(0).second);
+  EXPECT_EQ(first["attempts"], 1);
+  EXPECT_EQ(first["state"], "pending");
+  EXPECT_EQ(first["partition"], 3);
+  EXPECT_EQ(*store_->PublishDeliveries(), 0u) << "the outbox is empty once published";
+
+  // While the second attempt is on the wire, the other node's "delivered" arrives.
+  const std::string id = first["id"];
+  during_send = [&] {
+    nlohmann::json done = first;
+    done["attempts"] = 2;
+    done["state"] = "delivered";
+    done["last_status"] = 204;
+    ASSERT_TRUE(store_->ApplyMirrored("dl/" + id, done.dump()).ok());
+  };
+  clock_.Advance(5s);
+  ASSERT_EQ(*notifier.DeliverDue(), 1);
+  auto d = store_->GetDelivery(id);
+  ASSERT_TRUE(d.ok() && *d);
+  EXPECT_EQ((*d)->state, "delivered") << "the failed overlapping attempt did not step back";
+  EXPECT_EQ(*store_->PendingCount(), 0);
+  during_send = nullptr;
+  clock_.Advance(60s);
+  EXPECT_EQ(*notifier.DeliverDue(), 0);
+  auto log = store_->Log("ep:" + ep.id, 10);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(log->size(), 2u) << "both of this node's attempts are logged";
 }
 
 TEST(IpNetworkTest, ParsesAndMatchesIncludingMappedAddresses) {

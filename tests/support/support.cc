@@ -124,6 +124,20 @@ PrivateKafkaBroker::PrivateKafkaBroker(std::string state_dir) : state_(std::move
 
 PrivateKafkaBroker::~PrivateKafkaBroker() { Script("stop"); }
 
+const PrivateKafkaBroker& SharedPrivateKafkaBroker(const std::string& prefix) {
+  struct Broker {
+    explicit Broker(const std::string& p) : state(p), broker(state.path()) {}
+    TempDir state;
+    PrivateKafkaBroker broker;
+  };
+  static Broker* const shared = [&] {
+    static Broker b(prefix);  // destroyed (broker stopped) at exit
+    if (!b.broker.ok()) throw std::runtime_error("the private Kafka broker did not start");
+    return &b;
+  }();
+  return shared->broker;
+}
+
 int PrivateKafkaBroker::Script(const std::string& command) const {
   const std::string cmd = "FAXFLOW_KAFKA_PORT=" + std::to_string(port_) + " FAXFLOW_KAFKA_STATE=" + state_ +
                           " " + SourceDir() + "/scripts/kafka " + command + " >&2";

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,6 +64,11 @@ class PrivateKafkaBroker {
   std::string state_;
   bool ok_ = false;
 };
+
+// One PrivateKafkaBroker for every test of this process (suites compiled to run on Kafka):
+// started on the first call (state in a TempDir named after `prefix`), stopped at process exit.
+// Throws std::runtime_error when it does not start.
+const PrivateKafkaBroker& SharedPrivateKafkaBroker(const std::string& prefix = "faxflow-kafka");
 
 // A TCP listener on `host` (a loopback address) that accepts and at once closes connections,
 // counting them: proves that a guard (SSRF, URL fetch) never connected to a forbidden target.
@@ -125,5 +131,22 @@ using MetricLabels = std::map<std::string, std::string>;
 double MetricSum(const std::string& metrics_text, const std::string& name, const MetricLabels& labels = {});
 // GET /metrics on 127.0.0.1:`port`, then MetricSum; NaN when /metrics does not answer 200.
 double ScrapeMetric(int port, const std::string& name, const MetricLabels& labels = {});
+
+// CSV lines split at commas (no quoted commas in what the tests compare); a trailing comma ends
+// the line with an empty cell.
+inline std::vector<std::vector<std::string>> SplitCsv(const std::string& csv) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(csv);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::string cell;
+    std::istringstream ls(line);
+    while (std::getline(ls, cell, ',')) cells.push_back(cell);
+    if (!line.empty() && line.back() == ',') cells.push_back("");
+    rows.push_back(cells);
+  }
+  return rows;
+}
 
 }  // namespace faxflow::testing

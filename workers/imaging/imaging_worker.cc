@@ -40,10 +40,72 @@ RenderRequest RequestFor(const v1::FaxOptions& o) {
 std::string InvalidSubmission(const v1::Submission& s) {
   if (s.fax_id().empty()) return "submission without fax_id";
   if (s.recipients().empty()) return "submission without recipients";
-  if (s.documents().empty()) return "submission without documents";
+  if (s.documents().empty() && s.append_page_blob_ids().empty()) return "submission without documents";
   for (const auto& r : s.recipients())
     if (r.recipient_id().empty() || r.number().empty()) return "recipient without id or number";
+  for (const auto& p : s.append_page_blob_ids())
+    if (!IsBlobId(p)) return "append page '" + p + "' is not a blob id";
   return "";
+}
+
+// A terminal FAILED document_error event of one recipient (the document or its cover failed).
+v1::DeliveryEvent DocumentErrorEvent(const v1::Submission& sub, const v1::Recipient& r,
+                                     const std::string& site, int64_t now_ms, const std::string& detail) {
+  v1::DeliveryEvent ev;
+  ev.set_event_id(NewId("evt", now_ms));
+  ev.set_fax_id(sub.fax_id());
+  ev.set_recipient_id(r.recipient_id());
+  ev.set_tenant(sub.tenant());
+  ev.set_at_ms(now_ms);
+  ev.set_site(site);
+  auto* res = ev.mutable_result();
+  res->set_state(v1::STATE_FAILED);
+  res->set_reason(v1::REASON_DOCUMENT_ERROR);
+  res->set_terminal(true);
+  res->set_detail(detail);
+  return ev;
+}
+
+// The job of one recipient: `cover` (if any) first, then `pages`; the submission's options as
+// they are (REST scheduling options of issue 6 included) for the modem worker.
+v1::OutboundJob JobFor(const v1::Submission& sub, const v1::Recipient& r, const RenderRequest& request,
+                       int64_t now_ms, const std::string* cover, const std::vector<std::string>& pages) {
+  v1::OutboundJob job;
+  job.set_job_id(r.recipient_id());
+  job.set_fax_id(sub.fax_id());
+  job.set_tenant(sub.tenant());
+  job.set_number(r.number());
+  if (cover != nullptr) job.add_pages()->set_blob_id(*cover);
+  for (const auto& id : pages) job.add_pages()->set_blob_id(id);
+  job.set_resolution(request.resolution == FaxResolution::kNormal ? v1::RESOLUTION_NORMAL
+                                                                  : v1::RESOLUTION_FINE);
+  job.set_tsi(sub.options().tsi());
+  job.set_header_text(sub.options().header_text());
+  job.set_priority(sub.options().priority());
+  job.set_submitted_at_ms(sub.submitted_at_ms());
+  job.set_rendered_at_ms(now_ms);
+  if (sub.options().send_at_ms() != 0) job.set_send_at_ms(sub.options().send_at_ms());
+  if (sub.options().expires_at_ms() != 0) job.set_expires_at_ms(sub.options().expires_at_ms());
+  if (sub.options().has_retry()) *job.mutable_retry() = sub.options().retry();
+  return job;
+}
+
+// The fax's Rendered event: `page_ids` are the shared pages (without covers); page_count counts
+// the cover too when every job carries one (cover_pages = 1).
+v1::DeliveryEvent RenderedEvent(const v1::Submission& sub, const std::string& site, int64_t now_ms,
+                                const std::vector<std::string>& page_ids, double seconds,
+                                int32_t cover_pages) {
+  v1::DeliveryEvent ev;
+  ev.set_event_id(NewId("evt", now_ms));
+  ev.set_fax_id(sub.fax_id());
+  ev.set_tenant(sub.tenant());
+  ev.set_at_ms(now_ms);
+  ev.set_site(site);
+  ev.mutable_rendered()->set_page_count(static_cast<int32_t>(page_ids.size()) + cover_pages);
+  ev.mutable_rendered()->set_render_seconds(seconds);
+  ev.mutable_rendered()->set_cover_pages(cover_pages);
+  for (const auto& id : page_ids) ev.mutable_rendered()->add_page_blob_ids(id);
+  return ev;
 }
 
 // Decrements a gauge on scope exit.
@@ -467,11 +529,19 @@ void ImagingWorker::Account(const Prepared& p) {
       FF_LOG_INFO(log, "{}: document error for {} recipient(s): {}", p.fax_id, p.recipients, p.detail);
       break;
     case Prepared::Kind::kRendered:
-      metrics_.renders_ok.Increment();
+      // Covers first: a reader that sees the render counted sees its covers counted too.
+      metrics_.covers_rendered.Increment(static_cast<double>(p.covers_rendered));
+      metrics_.covers_reused.Increment(static_cast<double>(p.covers_reused));
+      metrics_.covers_document_error.Increment(static_cast<double>(p.covers_failed));
       metrics_.render_seconds.Observe(p.render_seconds);
       metrics_.pages.Increment(static_cast<double>(p.pages));
+      metrics_.renders_ok.Increment();
       FF_LOG_INFO(log, "{}: rendered {} page(s) in {:.3f} s for {} recipient(s)", p.fax_id, p.pages,
                   p.render_seconds, p.recipients);
+      if (p.covers_failed > 0)
+        FF_LOG_WARN(log,
+                    "{}: {} cover page(s) could not be rendered: {} recipient(s) failed with document_error",
+                    p.fax_id, p.covers_failed, p.cover_failed_recipients);
       break;
   }
 }
@@ -554,27 +624,22 @@ Status ImagingWorker::Prepare(Thread& t, const bus::Record& record, Prepared& ou
     if (static_cast<int>(pages.size()) > options_.renderer.max_pages)
       failure = DocError("document has more than " + std::to_string(options_.renderer.max_pages) + " pages");
   }
+  // Broadcast covers / append pages (see the header): each recipient with a cover gets one page more.
+  bool covers = false;
+  for (const auto& r : sub.recipients()) covers = covers || !r.cover_blob_id().empty();
+  const bool shared_path = covers || sub.append_page_blob_ids_size() > 0;
+  if (failure.ok() && covers &&
+      static_cast<int>(pages.size()) + sub.append_page_blob_ids_size() + 1 > options_.renderer.max_pages)
+    failure = DocError("document has more than " + std::to_string(options_.renderer.max_pages) +
+                       " pages with the cover page");
   double seconds = std::chrono::duration<double>(clock_.Monotonic() - start).count();
   const int64_t now_ms = clock_.NowMillis();
 
   if (!failure.ok()) {
     std::vector<bus::Message> sends;
-    for (const auto& r : sub.recipients()) {
-      v1::DeliveryEvent ev;
-      ev.set_event_id(NewId("evt", now_ms));
-      ev.set_fax_id(sub.fax_id());
-      ev.set_recipient_id(r.recipient_id());
-      ev.set_tenant(sub.tenant());
-      ev.set_at_ms(now_ms);
-      ev.set_site(options_.site);
-      auto* res = ev.mutable_result();
-      res->set_state(v1::STATE_FAILED);
-      res->set_reason(v1::REASON_DOCUMENT_ERROR);
-      res->set_terminal(true);
-      res->set_detail(failure.message());
-      res->set_pages_total(0);
-      sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(), ev));
-    }
+    for (const auto& r : sub.recipients())
+      sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(),
+                                  DocumentErrorEvent(sub, r, options_.site, now_ms, failure.message())));
     out.kind = Prepared::Kind::kDocumentError;
     out.fax_id = sub.fax_id();
     out.recipients = sub.recipients_size();
@@ -589,44 +654,151 @@ Status ImagingWorker::Prepare(Thread& t, const bus::Record& record, Prepared& ou
     if (!id.ok()) return id.status().WithContext("storing page");
     page_ids.push_back(std::move(*id));
   }
+  if (shared_path) {
+    FF_ASSIGN_OR_RETURN(auto shared_sends,
+                        PrepareShared(sub, request, std::move(page_ids), start, t.beat, out));
+    return finish(std::move(shared_sends));
+  }
 
   std::vector<bus::Message> sends;
-  for (const auto& r : sub.recipients()) {
-    v1::OutboundJob job;
-    job.set_job_id(r.recipient_id());
-    job.set_fax_id(sub.fax_id());
-    job.set_tenant(sub.tenant());
-    job.set_number(r.number());
-    for (const auto& id : page_ids) job.add_pages()->set_blob_id(id);
-    job.set_resolution(request.resolution == FaxResolution::kNormal ? v1::RESOLUTION_NORMAL
-                                                                    : v1::RESOLUTION_FINE);
-    job.set_tsi(sub.options().tsi());
-    job.set_header_text(sub.options().header_text());
-    job.set_priority(sub.options().priority());
-    job.set_submitted_at_ms(sub.submitted_at_ms());
-    job.set_rendered_at_ms(now_ms);
-    // REST scheduling options (issue 6), carried to the modem worker as they are.
-    if (sub.options().send_at_ms() != 0) job.set_send_at_ms(sub.options().send_at_ms());
-    if (sub.options().expires_at_ms() != 0) job.set_expires_at_ms(sub.options().expires_at_ms());
-    if (sub.options().has_retry()) *job.mutable_retry() = sub.options().retry();
-    sends.push_back(MakeMessage(bus::topic::kJobs, r.number(), job));
-  }
-  v1::DeliveryEvent ev;
-  ev.set_event_id(NewId("evt", now_ms));
-  ev.set_fax_id(sub.fax_id());
-  ev.set_tenant(sub.tenant());
-  ev.set_at_ms(now_ms);
-  ev.set_site(options_.site);
-  ev.mutable_rendered()->set_page_count(static_cast<int32_t>(page_ids.size()));
-  ev.mutable_rendered()->set_render_seconds(seconds);
-  for (const auto& id : page_ids) ev.mutable_rendered()->add_page_blob_ids(id);
-  sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(), ev));
+  for (const auto& r : sub.recipients())
+    sends.push_back(
+        MakeMessage(bus::topic::kJobs, r.number(), JobFor(sub, r, request, now_ms, nullptr, page_ids)));
+  sends.push_back(
+      MakeMessage(bus::topic::kEvents, sub.fax_id(),
+                  RenderedEvent(sub, options_.site, now_ms, page_ids, seconds, /*cover_pages=*/0)));
   out.kind = Prepared::Kind::kRendered;
   out.fax_id = sub.fax_id();
   out.recipients = sub.recipients_size();
   out.pages = page_ids.size();
   out.render_seconds = seconds;
   return finish(std::move(sends));
+}
+
+Result<ImagingWorker::CoverOutcome> ImagingWorker::RenderCover(const std::string& cover_blob_id,
+                                                               const RenderRequest& request) {
+  CoverOutcome out;
+  if (!IsBlobId(cover_blob_id)) {
+    out.error = "cover page: '" + cover_blob_id + "' is not a blob id";
+    return out;
+  }
+  const std::string key = cover_blob_id + "/" + std::to_string(static_cast<int>(request.resolution)) + "/" +
+                          std::to_string(static_cast<int>(request.paper));
+  std::string cached;
+  {
+    std::lock_guard lock(cover_mu_);
+    auto it = cover_cache_.find(key);
+    if (it != cover_cache_.end()) cached = it->second;
+  }
+  if (!cached.empty()) {
+    auto exists = blobs_.Exists(cached);
+    if (!exists.ok()) return exists.status().WithContext("blob store");
+    if (*exists) {
+      out.page_id = cached;
+      return out;
+    }
+  }
+  auto content = blobs_.Get(cover_blob_id);
+  if (!content.ok()) {
+    const Status& s = content.status();
+    if (s.code() == Code::kNotFound) {
+      out.error = "cover page: not found in the blob store";
+      return out;
+    }
+    if (s.code() == Code::kCorruption) {
+      out.error = "cover page: stored content is corrupt: " + s.message();
+      return out;
+    }
+    return s.WithContext("blob store");
+  }
+  auto type = DetectDocumentType(*content);
+  if (!type.ok()) {
+    if (!type.status().permanent()) return type.status();
+    out.error = "cover page: " + type.status().message();
+    return out;
+  }
+  auto rendered = renderer_.Render(*content, *type, request);
+  if (!rendered.ok()) {
+    if (rendered.status().code() != Code::kDocumentError)
+      return rendered.status().WithContext("render cover");
+    out.error = "cover page: " + rendered.status().message();
+    return out;
+  }
+  if (rendered->pages.size() != 1) {
+    out.error =
+        "cover page: renders to " + std::to_string(rendered->pages.size()) + " pages, a cover is one page";
+    return out;
+  }
+  auto id = blobs_.Put(rendered->pages[0]);
+  if (!id.ok()) return id.status().WithContext("storing cover page");
+  out.page_id = *id;
+  out.rendered = true;
+  std::lock_guard lock(cover_mu_);
+  if (cover_cache_.emplace(key, *id).second) {
+    if (cover_order_.size() < kCoverCacheSize) {
+      cover_order_.push_back(key);
+    } else {
+      cover_cache_.erase(cover_order_[cover_next_]);
+      cover_order_[cover_next_] = key;
+      cover_next_ = (cover_next_ + 1) % kCoverCacheSize;
+    }
+  }
+  return out;
+}
+
+Result<std::vector<bus::Message>> ImagingWorker::PrepareShared(const v1::Submission& sub,
+                                                               const RenderRequest& request,
+                                                               std::vector<std::string> shared,
+                                                               Clock::MonoTime start, Heartbeat* beat,
+                                                               Prepared& out) {
+  const size_t rendered_pages = shared.size();
+  for (const auto& p : sub.append_page_blob_ids()) shared.push_back(p);
+  // Each distinct cover once (identical covers have the same content-addressed blob id).
+  std::map<std::string, CoverOutcome> covers;
+  size_t covers_rendered = 0, covers_reused = 0, covers_failed = 0;
+  for (const auto& r : sub.recipients()) {
+    if (r.cover_blob_id().empty() || covers.contains(r.cover_blob_id())) continue;
+    if (beat != nullptr) beat->Beat();
+    FF_ASSIGN_OR_RETURN(auto c, RenderCover(r.cover_blob_id(), request));
+    if (!c.error.empty())
+      ++covers_failed;
+    else if (c.rendered)
+      ++covers_rendered;
+    else
+      ++covers_reused;
+    covers.emplace(r.cover_blob_id(), std::move(c));
+  }
+  const double seconds = std::chrono::duration<double>(clock_.Monotonic() - start).count();
+  const int64_t now_ms = clock_.NowMillis();
+  const int32_t cover_pages = covers.empty() ? 0 : 1;
+
+  std::vector<bus::Message> sends;
+  std::vector<v1::DeliveryEvent> failures;
+  for (const auto& r : sub.recipients()) {
+    const CoverOutcome* cover = nullptr;
+    if (!r.cover_blob_id().empty()) cover = &covers.at(r.cover_blob_id());
+    if (cover != nullptr && !cover->error.empty()) {
+      failures.push_back(DocumentErrorEvent(sub, r, options_.site, now_ms, cover->error));
+      continue;
+    }
+    sends.push_back(MakeMessage(bus::topic::kJobs, r.number(),
+                                JobFor(sub, r, request, now_ms, cover ? &cover->page_id : nullptr, shared)));
+  }
+  // Rendered first, so the status store sets every recipient's page total before the failures.
+  sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(),
+                              RenderedEvent(sub, options_.site, now_ms, shared, seconds, cover_pages)));
+  for (const auto& f : failures) sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(), f));
+
+  out.covers_rendered = covers_rendered;
+  out.covers_reused = covers_reused;
+  out.covers_failed = covers_failed;
+  out.cover_failed_recipients = failures.size();
+  out.kind = Prepared::Kind::kRendered;
+  out.fax_id = sub.fax_id();
+  out.recipients = sub.recipients_size();
+  out.pages = rendered_pages + covers_rendered;
+  out.render_seconds = seconds;
+  return sends;
 }
 
 }  // namespace faxflow::imaging

@@ -11,6 +11,13 @@
 //     offset, in one transaction; the worker continues.
 //   - document error (corrupt/hostile/unsupported/too many pages): one terminal FAILED
 //     DeliveryEvent per recipient (REASON_DOCUMENT_ERROR, detail = the message) + offset.
+//   - broadcast covers (docs/broadcast.md): recipients with a cover_blob_id get their own cover
+//     page first (each distinct cover rendered once, one page at most; a worker-local cache
+//     reuses covers rendered for earlier chunks), then the shared pages (the rendered documents,
+//     then append_page_blob_ids, which are not rendered again). A cover that cannot be rendered
+//     fails only its recipient(s) with REASON_DOCUMENT_ERROR; the others get their jobs. The
+//     Rendered event then lists the shared pages and cover_pages = 1. Submissions without
+//     covers and append pages take the unchanged path.
 //   - retryable error (blob store, bus): the transaction is aborted, the thread backs off
 //     (Clock) and redoes the same record.
 //   - fatal (fenced producer, missing gs, corrupt store): that thread stops and logs at error
@@ -56,6 +63,10 @@
 #include "topics/bus.h"
 #include "workers/imaging/metrics.h"
 #include "workers/imaging/renderer.h"
+
+namespace faxflow::v1 {
+class Submission;
+}
 
 namespace faxflow::imaging {
 
@@ -141,6 +152,7 @@ class ImagingWorker {
     int recipients = 0;
     size_t pages = 0;
     double render_seconds = 0;
+    size_t covers_rendered = 0, covers_reused = 0, covers_failed = 0, cover_failed_recipients = 0;
   };
   enum class Turn { kContinue, kDropped, kExit };
   // The polled records of one input partition and the run being committed from them.
@@ -168,6 +180,18 @@ class ImagingWorker {
   Status ProcessRecord(Thread& t, const bus::Record& record);
   void SetFatal(const Status& s);
   void Backoff(std::chrono::milliseconds delay);
+  // One recipient cover: the page blob id, or `error` (a document error of that cover only).
+  // A non-OK Result is a retryable/fatal failure of the whole record.
+  struct CoverOutcome {
+    std::string page_id;
+    std::string error;
+    bool rendered = false;  // false: reused from the cover cache
+  };
+  Result<CoverOutcome> RenderCover(const std::string& cover_blob_id, const RenderRequest& request);
+  // The covers / append-pages path of Prepare: `shared` = the rendered document pages.
+  Result<std::vector<bus::Message>> PrepareShared(const v1::Submission& sub, const RenderRequest& request,
+                                                  std::vector<std::string> shared, Clock::MonoTime start,
+                                                  Heartbeat* beat, Prepared& out);
 
   ImagingOptions options_;
   bus::Bus& bus_;
@@ -186,6 +210,13 @@ class ImagingWorker {
   Status fatal_;  // guarded by mu_
   std::vector<std::unique_ptr<Thread>> threads_;
   bool started_ = false;
+  // Cover cache: "<cover blob id>/<resolution>/<paper>" -> page blob id, at most kCoverCacheSize
+  // entries (oldest evicted first); a hit is used only while the page is still in the blob store.
+  static constexpr size_t kCoverCacheSize = 4096;
+  std::mutex cover_mu_;
+  std::map<std::string, std::string> cover_cache_;  // guarded by cover_mu_
+  std::vector<std::string> cover_order_;            // guarded by cover_mu_ (ring, insertion order)
+  size_t cover_next_ = 0;                           // guarded by cover_mu_
 };
 
 }  // namespace faxflow::imaging

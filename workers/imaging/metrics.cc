@@ -34,6 +34,16 @@ prometheus::Family<prometheus::Counter>& Recycles(MetricsRegistry& r) {
       .Register(r);
 }
 
+prometheus::Family<prometheus::Counter>& Covers(MetricsRegistry& r) {
+  return prometheus::BuildCounter()
+      .Name("faxflow_imaging_covers_total")
+      .Help(
+          "Per-recipient broadcast cover pages, by outcome (rendered, reused = rendered earlier by this "
+          "worker, "
+          "document_error = that recipient failed).")
+      .Register(r);
+}
+
 }  // namespace
 
 RenderMetrics::RenderMetrics(MetricsRegistry& registry)
@@ -97,6 +107,9 @@ ImagingMetrics::ImagingMetrics(MetricsRegistry& registry)
                               .Help("Submissions committed together in one bus transaction (consume, "
                                     "render, produce), per transaction.")
                               .Register(registry)
-                              .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64})) {}
+                              .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64})),
+      covers_rendered(Covers(registry).Add({{"outcome", "rendered"}})),
+      covers_reused(Covers(registry).Add({{"outcome", "reused"}})),
+      covers_document_error(Covers(registry).Add({{"outcome", "document_error"}})) {}
 
 }  // namespace faxflow::imaging

@@ -8,6 +8,7 @@
 //   faxflow_imaging_documents_in_flight  submissions being rendered right now
 //   faxflow_imaging_dead_letters_total   undecodable submissions sent to fax.dlq
 //   faxflow_imaging_transaction_records  submissions committed per bus transaction
+//   faxflow_imaging_covers_total{outcome=rendered|reused|document_error}  broadcast cover pages
 //
 // Threading: prometheus-cpp metrics are thread-safe; the struct is immutable after construction.
 #pragma once
@@ -27,6 +28,11 @@ struct ImagingMetrics {
   prometheus::Gauge& documents_in_flight;
   prometheus::Counter& dead_letters;
   prometheus::Histogram& transaction_records;
+  // Per-recipient broadcast covers (docs/broadcast.md): rendered, reused from the worker's
+  // cover cache (same cover in an earlier chunk), or failed (that recipient only).
+  prometheus::Counter& covers_rendered;
+  prometheus::Counter& covers_reused;
+  prometheus::Counter& covers_document_error;
 };
 
 // Metrics of the document renderer and its pool of warm Ghostscript processes (renderer.h,

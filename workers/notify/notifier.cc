@@ -76,7 +76,7 @@ Notifier::~Notifier() { Stop(); }
 
 Status Notifier::Start() {
   FF_ASSIGN_OR_RETURN(int64_t pending, store_.PendingCount());
-  metrics_.pending.Set(static_cast<double>(pending));
+  if (!store_.SharesDeliveries()) metrics_.pending.Set(static_cast<double>(pending));
   if (bus_) {
     FF_ASSIGN_OR_RETURN(consumer_, bus_->NewConsumer({options_.group, "notify", true}));
     if (!options_.owns) {
@@ -98,6 +98,7 @@ Status Notifier::Start() {
       if (options_.callbacks_group.empty())
         return Status::Permanent(Code::kInvalidArgument, "notifier: owns without callbacks_group");
       for (int32_t p = 0; p < n; ++p) partitions_.push_back(p);
+      partition_count_ = n;
       FF_ASSIGN_OR_RETURN(callbacks_,
                           bus_->NewConsumer({options_.callbacks_group, "notify-callbacks", true}));
       FF_ASSIGN_OR_RETURN(auto subs, bus::AllPartitions(*bus_, std::string(bus::topic::kSubmissions)));
@@ -266,6 +267,15 @@ void Notifier::ConsumeLoop() {
       next.erase(tp);
     }
     if (!next.empty()) {
+      // Shared deliveries: the new deliveries are on fax.webhook-deliveries before their records
+      // are committed, so a node dying after the commit leaves them to the partition's next owner.
+      Status flushed = FlushDeliveries();
+      if (!flushed.ok()) {
+        FF_LOG_WARN(log, "webhook deliveries not published, offsets not committed: {}", flushed.ToString());
+        next.clear();
+      }
+    }
+    if (!next.empty()) {
       std::vector<bus::TopicPartitionOffset> offsets;
       for (const auto& [tp, off] : next) offsets.push_back({tp, off});
       Status s = consumer_->Commit(offsets);
@@ -283,6 +293,20 @@ void Notifier::DispatchLoop() {
     beat->Beat();
     auto n = DeliverDue();
     if (!n.ok()) FF_LOG_WARN(log, "dispatch: {}", n.status().ToString());
+    // Several gateway nodes: this node's new delivery log entries to fax.webhook-log (a failure
+    // keeps them in the outbox for the next round).
+    auto published = store_.PublishLog();
+    if (!published.ok()) FF_LOG_WARN(log, "delivery log: {}", published.status().ToString());
+    // ... and the new states of its deliveries to fax.webhook-deliveries (kept on failure).
+    Status flushed = FlushDeliveries();
+    if (!flushed.ok()) FF_LOG_WARN(log, "webhook deliveries: {}", flushed.ToString());
+    if (store_.SharesDeliveries() && clock_.Monotonic() >= next_pending_count_) {
+      // Every node holds every delivery: the gauge counts those of the partitions owned here
+      // (instead of counting this node's creations and completions).
+      next_pending_count_ = clock_.Monotonic() + std::chrono::seconds(1);
+      auto pending = store_.PendingCount(OwnedDeliveries());
+      if (pending.ok()) metrics_.pending.Set(static_cast<double>(*pending));
+    }
     if (n.ok() && *n > 0) continue;  // more may be due
     clock_.SleepUntil(clock_.Monotonic() + options_.dispatch_interval);
   }
@@ -364,11 +388,13 @@ Status Notifier::Handle(const bus::Record& record) {
     json rcp = json::array();
     for (const auto& r : sub.recipients()) rcp.push_back({{"id", r.recipient_id()}, {"to", r.number()}});
     ev.data = {{"fax_id", sub.fax_id()}, {"recipients", rcp}};
+    ev.partition = record.partition;
     return Publish(ev);
   }
   if (record.topic == bus::topic::kEvents) {
     auto ev = FromDeliveryEvent(record.value);
     if (!ev) return Status::Ok();
+    ev->partition = record.partition;
     return Publish(*ev);
   }
   return Status::Ok();
@@ -397,12 +423,15 @@ Status Notifier::Publish(const NotifyEvent& event) {
     d.body = body;
     d.first_ms = now;
     d.next_ms = now;
+    d.partition = event.partition;
+    if (const int32_t n = partition_count_.load(); d.partition < 0 && n > 0)
+      d.partition = bus::PartitionForKey(event.fax_id.empty() ? event.event_id : event.fax_id, n);
     FF_ASSIGN_OR_RETURN(bool created, store_.AddDelivery(d));
     if (!created) {
       metrics_.duplicates.Increment();
       continue;
     }
-    metrics_.pending.Increment();
+    if (!store_.SharesDeliveries()) metrics_.pending.Increment();
     if (!counted) {
       metrics_.events.Add({{"type", event.type}}).Increment();
       counted = true;
@@ -411,8 +440,31 @@ Status Notifier::Publish(const NotifyEvent& event) {
   return Status::Ok();
 }
 
+NotifyStore::PartitionFilter Notifier::OwnedDeliveries() const {
+  if (!options_.owns || !store_.SharesDeliveries()) return nullptr;
+  // One ownership answer per partition per scan (owns() reads the member table).
+  auto owned = std::make_shared<std::map<int32_t, bool>>();
+  const int32_t n = partition_count_.load();
+  return [this, owned, n](int32_t partition, const std::string& delivery_id) {
+    if (partition < 0) {
+      if (n == 0) return true;  // no partition count known (no bus): this node's own deliveries
+      partition = bus::PartitionForKey(delivery_id, n);
+    }
+    auto it = owned->find(partition);
+    if (it == owned->end()) it = owned->emplace(partition, options_.owns(partition)).first;
+    return it->second;
+  };
+}
+
+Status Notifier::FlushDeliveries() {
+  for (;;) {
+    FF_ASSIGN_OR_RETURN(size_t n, store_.PublishDeliveries(500));
+    if (n < 500) return Status::Ok();
+  }
+}
+
 Result<int> Notifier::DeliverDue() {
-  FF_ASSIGN_OR_RETURN(auto due, store_.Due(clock_.NowMillis(), 64));
+  FF_ASSIGN_OR_RETURN(auto due, store_.Due(clock_.NowMillis(), 64, OwnedDeliveries()));
   int n = 0;
   for (size_t i = 0; i < due.size(); i += static_cast<size_t>(options_.parallel)) {
     if (Heartbeat* b = dispatch_beat_.load()) b->Beat();  // a batch takes up to one send timeout
@@ -484,7 +536,7 @@ Status Notifier::Attempt(const Delivery& delivery) {
   if (ok) {
     after.state = "delivered";
     metrics_.delivered.Increment();
-    metrics_.pending.Decrement();
+    if (!store_.SharesDeliveries()) metrics_.pending.Decrement();
   } else {
     // Exponential backoff: initial * 2^(attempts-1), capped; dead after max_age from the first attempt.
     int64_t delay = options_.initial_backoff.count();
@@ -494,7 +546,7 @@ Status Notifier::Attempt(const Delivery& delivery) {
     if (permanent || next > delivery.first_ms + options_.max_age.count()) {
       after.state = "dead";
       metrics_.dead_lettered.Increment();
-      metrics_.pending.Decrement();
+      if (!store_.SharesDeliveries()) metrics_.pending.Decrement();
       FF_LOG_WARN(Logger("notify"), "webhook {} to {} dead-lettered after {} attempt(s): {}", delivery.id,
                   delivery.target, after.attempts, entry.error);
     } else {

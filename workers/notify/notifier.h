@@ -20,6 +20,13 @@
 // ownership_interval, resuming at the shared group's committed offsets; a callback follower thread
 // reads every fax.submissions partition (per-node group) so a taken-over partition knows its
 // faxes' callback_urls. A moving partition may be handled twice: same webhook-id.
+// Pending deliveries move with their partition too when the store shares deliveries
+// (NotifyStore::SetDeliveryMirror, fax.webhook-deliveries): every node holds every delivery, the
+// dispatcher attempts only those of the partitions it owns now, the consumer publishes the
+// deliveries it created before committing their offsets, and the dispatcher publishes each
+// attempt's new state in the same round. So the next owner of a partition retries its pending
+// deliveries (same webhook-id, attempt count, due time and 24 h deadline) from its first dispatch
+// round after the ownership change.
 //
 // Lifecycle: construct, Start() (consumer thread + dispatcher thread, + callback follower with
 // options.owns), Stop() joins them.
@@ -80,6 +87,9 @@ struct NotifyEvent {
   std::string fax_id;  // empty for broadcast events
   int64_t at_ms = 0;
   nlohmann::json data;
+  // Partition of fax.submissions/fax.events the event was read from (Handle); -1 for events
+  // published in-process (then derived from the fax id, or the event id, when partitions are known).
+  int32_t partition = -1;
 };
 
 // Sends one request (production: UrlFetcher::Send, the shared SSRF guard).
@@ -132,6 +142,11 @@ class Notifier {
   Status Rebalance();
   std::vector<bus::TopicPartition> Owned(const std::vector<int32_t>& partitions) const;
   Status Attempt(const Delivery& delivery);
+  // With shared deliveries and options_.owns: whether this node makes the attempts of deliveries
+  // of `partition` (-1: derived from the delivery id). Null otherwise (every delivery).
+  NotifyStore::PartitionFilter OwnedDeliveries() const;
+  // Publishes the delivery outbox (all of it); error when a publish failed.
+  Status FlushDeliveries();
 
   NotifierOptions options_;
   bus::Bus* bus_;
@@ -145,8 +160,10 @@ class Notifier {
   std::map<int32_t, int64_t> callbacks_next_;  // fax.submissions partition -> next offset read
   std::map<int32_t, int64_t> taking_;          // partition to take -> submissions end to reach first
   std::map<int32_t, Clock::MonoTime> taking_since_;
-  std::vector<int32_t> partitions_;  // all partition numbers (with options_.owns)
+  std::vector<int32_t> partitions_;          // all partition numbers (with options_.owns)
+  std::atomic<int32_t> partition_count_{0};  // partitions_.size() once Start() set it
   Clock::MonoTime next_rebalance_{};
+  Clock::MonoTime next_pending_count_{};  // shared deliveries: refresh of the pending gauge
   std::atomic<bool> stop_{false};
   std::thread consume_thread_;
   std::thread callback_thread_;

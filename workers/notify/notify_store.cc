@@ -76,7 +76,8 @@ json ToJson(const Delivery& d) {
           {"attempts", d.attempts},
           {"state", d.state},
           {"last_status", d.last_status},
-          {"last_error", d.last_error}};
+          {"last_error", d.last_error},
+          {"partition", d.partition}};
 }
 Delivery DeliveryFrom(const json& j) {
   Delivery d;
@@ -93,6 +94,7 @@ Delivery DeliveryFrom(const json& j) {
   d.state = j.at("state");
   d.last_status = j.at("last_status");
   d.last_error = j.at("last_error");
+  d.partition = j.value("partition", int32_t{-1});
   return d;
 }
 
@@ -132,6 +134,18 @@ Result<std::optional<T>> GetJson(rocksdb::DB* db, const std::string& key, F from
   }
 }
 
+std::string DueKey(const Delivery& d) { return "due/" + Pad(d.next_ms) + "/" + d.id; }
+std::string DueValue(const Delivery& d) { return d.partition >= 0 ? std::to_string(d.partition) : ""; }
+
+// Progress order of two states of one delivery (fax.webhook-deliveries): terminal beats pending,
+// then more attempts beat fewer. True when `incoming` is strictly further than `local`.
+bool Further(const Delivery& incoming, const Delivery& local) {
+  const bool in_done = incoming.state != "pending", local_done = local.state != "pending";
+  if (local_done) return false;
+  if (in_done) return true;
+  return incoming.attempts > local.attempts;
+}
+
 rocksdb::WriteOptions Synced() {
   rocksdb::WriteOptions w;
   w.sync = true;
@@ -168,7 +182,87 @@ Status NotifyStore::Mirrored(const std::string& key, const std::string& value) {
   return mirror_(key, value).WithContext("publishing " + key + " to fax.webhooks");
 }
 
+void NotifyStore::SetLogMirror(LogMirror mirror) { log_mirror_ = std::move(mirror); }
+
+Result<size_t> NotifyStore::PublishLog(size_t limit) {
+  if (!log_mirror_) return size_t{0};
+  std::lock_guard publishing(publish_mu_);
+  std::vector<std::pair<std::string, std::string>> entries;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek("lout/"); it->Valid() && it->key().starts_with("lout/") && entries.size() < limit;
+         it->Next())
+      entries.emplace_back(it->key().ToString().substr(5), it->value().ToString());
+    FF_RETURN_IF_ERROR(FromRocks(it->status(), "scan log outbox"));
+  }
+  if (entries.empty()) return size_t{0};
+  FF_RETURN_IF_ERROR(log_mirror_(entries).WithContext("publishing the delivery log to fax.webhook-log"));
+  rocksdb::WriteBatch b;
+  for (const auto& e : entries) b.Delete("lout/" + e.first);
+  FF_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "clear log outbox"));
+  return entries.size();
+}
+
+void NotifyStore::SetDeliveryMirror(LogMirror mirror) { delivery_mirror_ = std::move(mirror); }
+
+Result<size_t> NotifyStore::PublishDeliveries(size_t limit) {
+  if (!delivery_mirror_) return size_t{0};
+  std::lock_guard publishing(publish_delivery_mu_);
+  std::vector<std::pair<std::string, std::string>> entries;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek("dout/"); it->Valid() && it->key().starts_with("dout/") && entries.size() < limit;
+         it->Next())
+      entries.emplace_back("dl/" + it->key().ToString().substr(5), it->value().ToString());
+    FF_RETURN_IF_ERROR(FromRocks(it->status(), "scan delivery outbox"));
+  }
+  if (entries.empty()) return size_t{0};
+  FF_RETURN_IF_ERROR(
+      delivery_mirror_(entries).WithContext("publishing webhook deliveries to fax.webhook-deliveries"));
+  // Remove what was published, unless the delivery changed since (its newer state stays queued).
+  std::lock_guard lock(mu_);
+  rocksdb::WriteBatch b;
+  for (const auto& [key, value] : entries) {
+    const std::string out_key = "dout/" + key.substr(3);
+    std::string now;
+    auto s = db_->Get(rocksdb::ReadOptions(), out_key, &now);
+    if (s.IsNotFound()) continue;
+    FF_RETURN_IF_ERROR(FromRocks(s, "get delivery outbox"));
+    if (now == value) b.Delete(out_key);
+  }
+  FF_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "clear delivery outbox"));
+  return entries.size();
+}
+
 Status NotifyStore::ApplyMirrored(const std::string& key, const std::string& value) {
+  if (key.rfind("dl/", 0) == 0) {
+    // A delivery's state from any node (fax.webhook-deliveries): kept when it is further than
+    // the local copy, with its due index entry (the owner of its partition continues it).
+    Delivery in;
+    try {
+      in = DeliveryFrom(json::parse(value));
+    } catch (const std::exception& e) {
+      return Status::Permanent(Code::kInvalidArgument, "bad webhook delivery " + key + ": " + e.what());
+    }
+    if ("dl/" + in.id != key)
+      return Status::Permanent(Code::kInvalidArgument, "delivery id mismatch: " + key);
+    std::lock_guard lock(mu_);
+    FF_ASSIGN_OR_RETURN(auto local, GetDelivery(in.id));
+    if (local && !Further(in, *local)) return Status::Ok();
+    rocksdb::WriteBatch b;
+    if (local && local->state == "pending") b.Delete(DueKey(*local));
+    b.Put(key, ToJson(in).dump());
+    if (in.state == "pending") b.Put(DueKey(in), DueValue(in));
+    // Not synced (like the log): the topic is the durable copy, re-read at every start.
+    return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "apply " + key);
+  }
+  if (key.rfind("log/", 0) == 0) {
+    // A delivery log entry of any node (fax.webhook-log). Not synced: the topic is the durable
+    // copy, and a replica re-reads it from the beginning at every start.
+    if (value.empty() || !json::accept(value))
+      return Status::Permanent(Code::kInvalidArgument, "bad delivery log entry " + key);
+    return FromRocks(db_->Put(rocksdb::WriteOptions(), key, value), "apply " + key);
+  }
   if (key.rfind("ep/", 0) != 0 && key.rfind("ts/", 0) != 0)
     return Status::Permanent(Code::kInvalidArgument, "not a webhook record key: " + key);
   std::lock_guard lock(mu_);
@@ -254,8 +348,10 @@ Result<bool> NotifyStore::AddDelivery(const Delivery& delivery) {
   if (s.ok()) return false;
   if (!s.IsNotFound()) return FromRocks(s, "get delivery");
   rocksdb::WriteBatch b;
-  b.Put("dl/" + delivery.id, ToJson(delivery).dump());
-  b.Put("due/" + Pad(delivery.next_ms) + "/" + delivery.id, "");
+  const std::string value = ToJson(delivery).dump();
+  b.Put("dl/" + delivery.id, value);
+  b.Put(DueKey(delivery), DueValue(delivery));
+  if (delivery_mirror_) b.Put("dout/" + delivery.id, value);  // published by PublishDeliveries
   FF_RETURN_IF_ERROR(FromRocks(db_->Write(Synced(), &b), "add delivery"));
   return true;
 }
@@ -264,7 +360,18 @@ Result<std::optional<Delivery>> NotifyStore::GetDelivery(const std::string& id) 
   return GetJson<Delivery>(db_.get(), "dl/" + id, DeliveryFrom);
 }
 
-Result<std::vector<Delivery>> NotifyStore::Due(int64_t now_ms, size_t limit) {
+namespace {
+int32_t DuePartition(const rocksdb::Slice& value) {
+  if (value.empty()) return -1;
+  try {
+    return static_cast<int32_t>(std::stol(value.ToString()));
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+}  // namespace
+
+Result<std::vector<Delivery>> NotifyStore::Due(int64_t now_ms, size_t limit, const PartitionFilter& take) {
   std::vector<std::string> ids;
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
@@ -272,7 +379,9 @@ Result<std::vector<Delivery>> NotifyStore::Due(int64_t now_ms, size_t limit) {
     for (it->Seek("due/"); it->Valid() && it->key().starts_with("due/") && ids.size() < limit; it->Next()) {
       const std::string key = it->key().ToString();
       if (key > end) break;
-      ids.push_back(key.substr(key.rfind('/') + 1));
+      std::string id = key.substr(key.rfind('/') + 1);
+      if (take && !take(DuePartition(it->value()), id)) continue;  // another node's partition
+      ids.push_back(std::move(id));
     }
     FF_RETURN_IF_ERROR(FromRocks(it->status(), "scan due"));
   }
@@ -287,11 +396,31 @@ Result<std::vector<Delivery>> NotifyStore::Due(int64_t now_ms, size_t limit) {
 Status NotifyStore::RecordAttempt(const Delivery& before, const Delivery& after, const LogEntry& entry) {
   std::lock_guard lock(mu_);
   rocksdb::WriteBatch b;
-  b.Delete("due/" + Pad(before.next_ms) + "/" + before.id);
-  b.Put("dl/" + after.id, ToJson(after).dump());
-  if (after.state == "pending") b.Put("due/" + Pad(after.next_ms) + "/" + after.id, "");
-  b.Put("log/" + after.target + "/" + Pad(entry.at_ms) + "/" + after.id + "/" + std::to_string(entry.attempt),
-        ToJson(entry).dump());
+  // Several gateway nodes: while this attempt ran, another node's further state of the delivery
+  // may have been applied (an ownership change overlap). Never step back from it.
+  Delivery current = before;
+  if (delivery_mirror_) {
+    FF_ASSIGN_OR_RETURN(auto now, GetDelivery(before.id));
+    if (now && Further(*now, before)) current = *now;
+  }
+  if (current.attempts == before.attempts && current.state == before.state) {
+    b.Delete(DueKey(before));
+    const std::string value = ToJson(after).dump();
+    b.Put("dl/" + after.id, value);
+    if (after.state == "pending") b.Put(DueKey(after), DueValue(after));
+    if (delivery_mirror_) b.Put("dout/" + after.id, value);  // published by PublishDeliveries
+  } else if (Further(after, current)) {
+    if (current.state == "pending") b.Delete(DueKey(current));
+    const std::string value = ToJson(after).dump();
+    b.Put("dl/" + after.id, value);
+    if (after.state == "pending") b.Put(DueKey(after), DueValue(after));
+    b.Put("dout/" + after.id, value);
+  }
+  const std::string log_key =
+      "log/" + after.target + "/" + Pad(entry.at_ms) + "/" + after.id + "/" + std::to_string(entry.attempt);
+  const std::string log_value = ToJson(entry).dump();
+  b.Put(log_key, log_value);
+  if (log_mirror_) b.Put("lout/" + log_key, log_value);  // published by PublishLog
   return FromRocks(db_->Write(Synced(), &b), "record attempt");
 }
 
@@ -311,10 +440,16 @@ Result<std::vector<LogEntry>> NotifyStore::Log(const std::string& target, size_t
   return out;
 }
 
-Result<int64_t> NotifyStore::PendingCount() {
+Result<int64_t> NotifyStore::PendingCount(const PartitionFilter& take) {
   int64_t n = 0;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek("due/"); it->Valid() && it->key().starts_with("due/"); it->Next()) ++n;
+  for (it->Seek("due/"); it->Valid() && it->key().starts_with("due/"); it->Next()) {
+    if (take) {
+      const std::string key = it->key().ToString();
+      if (!take(DuePartition(it->value()), key.substr(key.rfind('/') + 1))) continue;
+    }
+    ++n;
+  }
   FF_RETURN_IF_ERROR(FromRocks(it->status(), "count due"));
   return n;
 }

@@ -5,6 +5,13 @@
 //   dl/<delivery id>             Delivery: one event for one target, with its retry state
 //   due/<next ms>/<delivery id>  index of pending deliveries by due time
 //   log/<target>/<ms>/<id>/<n>   delivery log: one entry per attempt (GET .../endpoints/{id})
+//   lout/<log key>               outbox: a log entry of this node not yet published to
+//                                fax.webhook-log (only with a log mirror, several gateway nodes)
+//   dout/<delivery id>           outbox: the latest state of a delivery changed on this node and
+//                                not yet published to fax.webhook-deliveries (only with a
+//                                delivery mirror, several gateway nodes)
+// The value of a due/ entry is the delivery's notify partition (decimal; empty: unknown), so the
+// dispatcher can skip the deliveries of partitions another node owns without reading them.
 // Delivery ids are derived from (event id, target), so an event consumed twice (at-least-once)
 // creates its deliveries once.
 //
@@ -57,6 +64,10 @@ struct Delivery {
   std::string state = "pending";  // pending | delivered | dead
   int last_status = 0;
   std::string last_error;
+  // The partition of fax.submissions/fax.events the event came from (-1: none, e.g. broadcast
+  // progress published in-process). With several gateway nodes, the node owning this partition
+  // makes the delivery's attempts, so a pending delivery moves with its partition.
+  int32_t partition = -1;
 };
 
 struct LogEntry {
@@ -85,6 +96,32 @@ class NotifyStore {
   void SetMirror(Mirror mirror);  // before the first write
   Status ApplyMirrored(const std::string& key, const std::string& value);
 
+  // Several gateway nodes: the delivery log is shared (docs/webhooks.md). With a log mirror, every
+  // log entry written by RecordAttempt is also put in an outbox (same write batch); PublishLog()
+  // hands the oldest outbox entries to the mirror (key = the "log/..." key, value = the entry's
+  // JSON; it produces them to fax.webhook-log) and removes them once that succeeded. Every node
+  // applies that topic with ApplyMirrored (keys "log/..."), so each node's log holds the attempts
+  // of every node, and a re-published entry lands on the same key (idempotent).
+  using LogMirror = std::function<Status(const std::vector<std::pair<std::string, std::string>>& entries)>;
+  void SetLogMirror(LogMirror mirror);  // before the first write
+  // Publishes up to `limit` outbox entries; returns how many. No mirror: 0.
+  Result<size_t> PublishLog(size_t limit = 500);
+
+  // Several gateway nodes: pending deliveries survive the node that holds them (docs/webhooks.md).
+  // With a delivery mirror, every change of a delivery (AddDelivery, RecordAttempt) also puts its
+  // new state in an outbox (same write batch, one entry per delivery: the latest state);
+  // PublishDeliveries() hands the outbox to the mirror (key "dl/<delivery id>", value the
+  // delivery's JSON; it produces them to the compacted topic fax.webhook-deliveries) and removes
+  // each entry unless it changed meanwhile. Every node applies that topic with ApplyMirrored
+  // (keys "dl/..."), merging by progress: a terminal state (delivered, dead) beats a pending one,
+  // a pending one with more attempts beats one with fewer, otherwise the local copy stays. So
+  // every node holds every delivery with its due time and attempt count, and the owner of its
+  // partition continues it (Due() with a partition filter).
+  void SetDeliveryMirror(LogMirror mirror);  // before the first write
+  bool SharesDeliveries() const { return static_cast<bool>(delivery_mirror_); }
+  // Publishes up to `limit` changed deliveries; returns how many. No mirror: 0.
+  Result<size_t> PublishDeliveries(size_t limit = 500);
+
   Status PutEndpoint(const Endpoint& endpoint);
   Result<std::optional<Endpoint>> GetEndpoint(const std::string& id);
   Result<std::vector<Endpoint>> ListEndpoints(const std::string& tenant);
@@ -101,19 +138,25 @@ class NotifyStore {
   // Stores a new pending delivery; false (and nothing written) when it already exists.
   Result<bool> AddDelivery(const Delivery& delivery);
   Result<std::optional<Delivery>> GetDelivery(const std::string& id);
-  // Pending deliveries due at `now_ms`, oldest first.
-  Result<std::vector<Delivery>> Due(int64_t now_ms, size_t limit);
+  // Pending deliveries due at `now_ms`, oldest first. With `take`, only those whose partition
+  // (from the due index; -1 when unknown) it accepts.
+  using PartitionFilter = std::function<bool(int32_t partition, const std::string& delivery_id)>;
+  Result<std::vector<Delivery>> Due(int64_t now_ms, size_t limit, const PartitionFilter& take = nullptr);
   // Writes the delivery after an attempt (moving its due index) and appends the log entry.
   Status RecordAttempt(const Delivery& before, const Delivery& after, const LogEntry& entry);
   // Newest first.
   Result<std::vector<LogEntry>> Log(const std::string& target, size_t limit);
-  Result<int64_t> PendingCount();
+  Result<int64_t> PendingCount(const PartitionFilter& take = nullptr);
 
  private:
   NotifyStore() = default;
   Status Mirrored(const std::string& key, const std::string& value);
   std::unique_ptr<rocksdb::DB> db_;
   Mirror mirror_;
+  LogMirror log_mirror_;
+  LogMirror delivery_mirror_;
+  std::mutex publish_mu_;           // one PublishLog at a time
+  std::mutex publish_delivery_mu_;  // one PublishDeliveries at a time
   std::mutex mu_;
 };
 

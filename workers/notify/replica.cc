@@ -28,10 +28,60 @@ Status WebhookReplica::Start() {
                        s.ToString());
       });
   follower_->SetHeartbeats(heartbeats_);
-  return follower_->Start().WithContext("following fax.webhooks");
+  FF_RETURN_IF_ERROR(follower_->Start().WithContext("following fax.webhooks"));
+  if (share_deliveries_) {
+    store_.SetDeliveryMirror(
+        [producer](const std::vector<std::pair<std::string, std::string>>& entries) -> Status {
+          std::vector<bus::Message> batch;
+          batch.reserve(entries.size());
+          for (const auto& [key, value] : entries) {
+            bus::Message m;
+            m.topic = std::string(bus::topic::kWebhookDeliveries);
+            m.key = key;
+            m.value = value;
+            batch.push_back(std::move(m));
+          }
+          return producer->ProduceBatch(batch);
+        });
+    delivery_follower_ = std::make_unique<TopicFollower>(
+        bus_, std::string(bus::topic::kWebhookDeliveries), [this](const bus::Record& r) {
+          Status s = store_.ApplyMirrored(r.key, r.value);
+          if (!s.ok())
+            FF_LOG_ERROR(Logger("notify"), "fax.webhook-deliveries {}/{} ({}): {}", r.partition, r.offset,
+                         r.key, s.ToString());
+        });
+    delivery_follower_->SetHeartbeats(heartbeats_);
+    // Caught up before the notifier starts: a node coming back learns first what the others did
+    // with its pending deliveries meanwhile.
+    FF_RETURN_IF_ERROR(delivery_follower_->Start().WithContext("following fax.webhook-deliveries"));
+  }
+  if (!share_log_) return Status::Ok();
+  store_.SetLogMirror([producer](const std::vector<std::pair<std::string, std::string>>& entries) -> Status {
+    std::vector<bus::Message> batch;
+    batch.reserve(entries.size());
+    for (const auto& [key, value] : entries) {
+      bus::Message m;
+      m.topic = std::string(bus::topic::kWebhookLog);
+      m.key = key;
+      m.value = value;
+      batch.push_back(std::move(m));
+    }
+    return producer->ProduceBatch(batch);
+  });
+  log_follower_ = std::make_unique<TopicFollower>(
+      bus_, std::string(bus::topic::kWebhookLog), [this](const bus::Record& r) {
+        Status s = store_.ApplyMirrored(r.key, r.value);
+        if (!s.ok())
+          FF_LOG_ERROR(Logger("notify"), "fax.webhook-log {}/{} ({}): {}", r.partition, r.offset, r.key,
+                       s.ToString());
+      });
+  log_follower_->SetHeartbeats(heartbeats_);
+  return log_follower_->Start().WithContext("following fax.webhook-log");
 }
 
 void WebhookReplica::Stop() {
+  if (delivery_follower_) delivery_follower_->Stop();
+  if (log_follower_) log_follower_->Stop();
   if (follower_) follower_->Stop();
 }
 

@@ -173,6 +173,11 @@ namespace {
     "Longest delay between two attempts of a webhook delivery.")                                  \
   X("webhooks.timeout_seconds", webhooks_timeout_seconds, double, "10",                            \
     "Time limit of one webhook POST (connect, redirects and answer).")                            \
+  X("webhooks.finished_retention_hours", webhooks_finished_retention_hours, double, "72",          \
+    "A delivered or dead-lettered webhook delivery is removed this long after it finished (the "  \
+    "owner of its partition tombstones it on fax.webhook-deliveries; every node deletes its copy; " \
+    "the delivery log is kept). Must exceed webhooks.max_age_seconds plus the 5 min replay "       \
+    "tolerance.")                                                                                  \
   X("broadcast.max_recipients", broadcast_max_recipients, int, "100000",                           \
     "Most recipients of one POST /v1/broadcasts (422 above it).")                                 \
   X("broadcast.batch_size", broadcast_batch_size, int, "1000",                                     \
@@ -377,6 +382,10 @@ Result<Config> LoadConfig(const std::optional<std::string>& yaml_path,
     return Status::Permanent(Code::kInvalidArgument, "claims.mode must be auto, on or off, not '" + config.claims_mode + "'");
   if (config.claims_heartbeat_ms < 1 || config.claims_expiry_ms <= config.claims_heartbeat_ms)
     return Status::Permanent(Code::kInvalidArgument, "claims.expiry_ms must be greater than claims.heartbeat_ms >= 1");
+  if (config.webhooks_finished_retention_hours * 3600 <= config.webhooks_max_age_seconds + 300)
+    return Status::Permanent(Code::kInvalidArgument,
+                             "webhooks.finished_retention_hours must exceed webhooks.max_age_seconds + 300 s "
+                             "(a delivery is kept past its retry window and the replay tolerance)");
   return config;
 }
 

@@ -118,6 +118,7 @@ struct Config {
   double webhooks_initial_backoff_seconds = 0;
   double webhooks_max_backoff_seconds = 0;
   double webhooks_timeout_seconds = 0;
+  double webhooks_finished_retention_hours = 0;
 
   // broadcasts (producers/gateway/broadcast)
   int64_t broadcast_max_recipients = 0;

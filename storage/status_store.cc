@@ -1,6 +1,7 @@
 #include "storage/status_store.h"
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 
 #include <rocksdb/db.h>
@@ -115,6 +116,20 @@ class RocksStatusStore final : public StatusStore {
         status.set_page_count(event.rendered().page_count());
         status.clear_page_blob_ids();
         for (const auto& id : event.rendered().page_blob_ids()) status.add_page_blob_ids(id);
+        // Each recipient's own cover page (broadcast covers). A recipient not recorded yet (the
+        // chunk's submission comes later on another topic) gets a stub, completed by
+        // RecordSubmission, so the cover page is not lost.
+        const std::map<std::string, std::string> covers(event.rendered().recipient_cover_page_ids().begin(),
+                                                        event.rendered().recipient_cover_page_ids().end());
+        for (const auto& [recipient_id, page_id] : covers) {  // sorted: stubs in a stable order
+          v1::RecipientStatus* rs = FindRecipient(status, recipient_id);
+          if (rs == nullptr) {
+            rs = status.add_recipients();
+            rs->set_recipient_id(recipient_id);
+            rs->set_state(v1::STATE_QUEUED);
+          }
+          rs->set_cover_page_blob_id(page_id);
+        }
         for (auto& rs : *status.mutable_recipients()) {
           rs.set_pages_total(event.rendered().page_count());
           if (rs.state() == v1::STATE_QUEUED) rs.set_state(v1::STATE_RENDERED);
@@ -336,6 +351,22 @@ int64_t Books::in_flight() const {
   int64_t done = 0;
   for (const auto& [state, n] : terminal) done += n;
   return accepted - done;
+}
+
+int CoverPages(const v1::FaxStatus& fax) {
+  // Rendered.page_count = cover_pages + shared pages (schemas/event.proto).
+  return std::max(0, fax.page_count() - fax.page_blob_ids_size());
+}
+
+std::vector<std::string> RecipientPageIds(const v1::FaxStatus& fax, const v1::RecipientStatus& recipient) {
+  std::vector<std::string> ids;
+  if (fax.page_blob_ids_size() == 0) return ids;  // not rendered (or the document failed)
+  if (!recipient.cover_page_blob_id().empty())
+    ids.push_back(recipient.cover_page_blob_id());
+  else if (CoverPages(fax) > 0)
+    return ids;  // its cover failed: nothing was sent to it
+  ids.insert(ids.end(), fax.page_blob_ids().begin(), fax.page_blob_ids().end());
+  return ids;
 }
 
 bool IsTerminal(v1::RecipientState state) {

@@ -7,6 +7,10 @@
 // before the submission): a terminal recipient state never changes again, page counts only
 // grow, and a stub created by an early event is completed by the submission later.
 //
+// Broadcast covers: the fax's page_blob_ids are the pages every recipient shares; each
+// recipient's own cover page (sent first) is kept on the recipient (cover_page_blob_id, from the
+// Rendered event's recipient_cover_page_ids). RecipientPageIds gives one recipient's pages.
+//
 // Also keeps "the books": how many recipients were accepted and how many ended in each terminal
 // state, so accepted = terminal + in_flight can be checked.
 //
@@ -69,6 +73,13 @@ class StatusStore {
 };
 
 Result<std::unique_ptr<StatusStore>> OpenRocksStatusStore(const std::string& path);
+
+// The pages `recipient` is sent, in order: its own cover page (broadcast covers), then the fax's
+// shared pages. Empty before rendering, and for a recipient of a fax with covers whose cover page
+// is not recorded (its cover could not be rendered).
+std::vector<std::string> RecipientPageIds(const v1::FaxStatus& fax, const v1::RecipientStatus& recipient);
+// Pages each recipient of `fax` gets before the shared pages (1 for broadcast covers, else 0).
+int CoverPages(const v1::FaxStatus& fax);
 
 // Terminal recipient states.
 bool IsTerminal(v1::RecipientState state);

@@ -109,15 +109,6 @@ struct Chunk {
   std::vector<std::string> recipient_ids;
 };
 
-std::string UtcDate(int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
-}
-
 json CoverJson(const v1::CoverPage& c) {
   json f = json::object();
   for (const auto& [k, v] : c.fields()) f[k] = v;
@@ -422,7 +413,7 @@ BroadcastService::CreateOutcome BroadcastService::Create(const BroadcastRequest&
   rec.columns = columns;
   if (has_cover) {
     rec.cover = CoverJson(request.options.cover());
-    rec.cover_date = UtcDate(now);
+    rec.cover_date = CoverDate(now);
   }
 
   json list = json::array();

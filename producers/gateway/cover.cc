@@ -1,5 +1,6 @@
 #include "producers/gateway/cover.h"
 
+#include <ctime>
 #include <set>
 #include <sstream>
 
@@ -108,6 +109,15 @@ std::string RenderCoverPage(const v1::CoverPage& cover, const std::vector<std::s
   }
   ps << "showpage\n%%EOF\n";
   return ps.str();
+}
+
+std::string CoverDate(int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
 }
 
 }  // namespace faxflow

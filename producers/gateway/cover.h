@@ -2,6 +2,7 @@
 // uploaded document and placed before the documents (the imaging worker renders it with the rest).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,5 +21,8 @@ bool IsCoverField(const std::string& name);
 // The cover page as PostScript. `to` lists the recipients' numbers; `date` is shown as given.
 std::string RenderCoverPage(const v1::CoverPage& cover, const std::vector<std::string>& to,
                             const std::string& date);
+
+// The date a cover page shows for `ms` (epoch milliseconds): "2026-11-22 13:05 UTC".
+std::string CoverDate(int64_t ms);
 
 }  // namespace faxflow

@@ -489,6 +489,8 @@ void FaxesApi::Register(httplib::Server& srv) {
   srv.Get(IdPattern() + "/events", [this](Req q, Res s) { Events(q, s); });
   srv.Get(IdPattern() + "/report", [this](Req q, Res s) { Report(q, s); });
   srv.Get(IdPattern() + R"(/pages/([0-9]{1,5}))", [this](Req q, Res s) { Page(q, s); });
+  srv.Get(IdPattern() + R"(/recipients/([A-Za-z0-9_]{1,64})/pages/([0-9]{1,5}))",
+          [this](Req q, Res s) { RecipientPage(q, s); });
   srv.Post("/v1/admin/keys", [this](Req q, Res s) { AdminKeys(q, s); });
   srv.Get("/v1/admin/keys", [this](Req q, Res s) { AdminKeys(q, s); });
   srv.Delete(R"(/v1/admin/keys/([0-9a-f]{12}))", [this](Req q, Res s) { AdminKeys(q, s); });
@@ -978,13 +980,55 @@ void FaxesApi::Page(const httplib::Request& req, httplib::Response& res) {
   auto fax = OwnFax(*ctx, req.matches[1], res);
   if (!fax) return;
   const int n = std::stoi(req.matches[2]);
+  // A fax with broadcast covers: these are the pages every recipient shares (the covers are the
+  // recipients' own pages, GET /v1/faxes/{id}/recipients/{rid}/pages/{n}); the header says so.
+  const bool covers = CoverPages(*fax) > 0;
   if (n < 1 || n > fax->page_blob_ids_size()) {
-    SendError(
-        res, 404, "not_found",
-        "fax '" + fax->fax_id() + "' has " + std::to_string(fax->page_blob_ids_size()) + " rendered pages");
+    std::string message =
+        "fax '" + fax->fax_id() + "' has " + std::to_string(fax->page_blob_ids_size()) + " rendered pages";
+    if (covers)
+      message += " shared by its recipients (each recipient's own cover page: /v1/faxes/" + fax->fax_id() +
+                 "/recipients/{recipient_id}/pages/1)";
+    SendError(res, 404, "not_found", message, "n");
     return;
   }
-  auto page = blobs_.Get(fax->page_blob_ids(n - 1));
+  if (covers) res.set_header("X-Faxflow-Preview-Scope", "shared");
+  SendPage(req, res, fax->page_blob_ids(n - 1));
+}
+
+void FaxesApi::RecipientPage(const httplib::Request& req, httplib::Response& res) {
+  auto ctx = Admit(req, res);
+  if (!ctx) return;
+  auto fax = OwnFax(*ctx, req.matches[1], res);
+  if (!fax) return;
+  const std::string rid = req.matches[2];
+  const int n = std::stoi(req.matches[3]);
+  const v1::RecipientStatus* recipient = nullptr;
+  for (const auto& r : fax->recipients())
+    if (r.recipient_id() == rid) recipient = &r;
+  if (recipient == nullptr) {
+    SendError(res, 404, "not_found", "fax '" + fax->fax_id() + "' has no recipient '" + rid + "'",
+              "recipient_id");
+    return;
+  }
+  const std::vector<std::string> ids = RecipientPageIds(*fax, *recipient);
+  if (n < 1 || n > static_cast<int>(ids.size())) {
+    std::string message = "recipient '" + rid + "' of fax '" + fax->fax_id() + "' has " +
+                          std::to_string(ids.size()) + " rendered pages";
+    if (ids.empty() && fax->page_blob_ids_size() > 0)  // a fax with covers: this one's cover failed
+      message += " (its cover page could not be rendered" +
+                 (recipient->detail().empty() ? std::string() : ": " + recipient->detail()) + ")";
+    SendError(res, 404, "not_found", message, "n");
+    return;
+  }
+  if (CoverPages(*fax) > 0)  // which part of the recipient's fax this page is
+    res.set_header("X-Faxflow-Preview-Scope",
+                   n <= static_cast<int>(ids.size()) - fax->page_blob_ids_size() ? "cover" : "shared");
+  SendPage(req, res, ids[static_cast<size_t>(n - 1)]);
+}
+
+void FaxesApi::SendPage(const httplib::Request& req, httplib::Response& res, const std::string& blob_id) {
+  auto page = blobs_.Get(blob_id);
   if (!page.ok()) {
     SendError(res, page.status().code() == Code::kNotFound ? 410 : 503, "page_unavailable",
               page.status().message());

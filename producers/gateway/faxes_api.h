@@ -5,7 +5,10 @@
 //   POST /v1/faxes/{id}/cancel          cancel (fax.control + status of not-yet-dialled recipients)
 //   GET  /v1/faxes/{id}/events          the event history
 //   GET  /v1/faxes/{id}/report          the transmission report
-//   GET  /v1/faxes/{id}/pages/{n}       page preview (PNG; ?format=tiff for the fax page itself)
+//   GET  /v1/faxes/{id}/pages/{n}       page preview (PNG; ?format=tiff for the fax page itself);
+//                                       with broadcast covers: the pages every recipient shares
+//   GET  /v1/faxes/{id}/recipients/{rid}/pages/{n}   one recipient's pages as sent: its own
+//                                       cover page first (broadcast covers), then the shared pages
 //   POST/GET /v1/admin/keys, DELETE /v1/admin/keys/{key_id}   API keys (admin token)
 // Every /v1 request other than /v1/admin is authenticated (gateway.auth=keys: an API key as
 // `Authorization: Bearer ffk_...`), scoped to the key's tenant (another tenant's fax answers 404
@@ -107,6 +110,9 @@ class FaxesApi {
   void Events(const httplib::Request& req, httplib::Response& res);
   void Report(const httplib::Request& req, httplib::Response& res);
   void Page(const httplib::Request& req, httplib::Response& res);
+  void RecipientPage(const httplib::Request& req, httplib::Response& res);
+  // Answers the page `blob_id` as PNG, or as the TIFF itself (?format=tiff / Accept: image/tiff).
+  void SendPage(const httplib::Request& req, httplib::Response& res, const std::string& blob_id);
   void AdminKeys(const httplib::Request& req, httplib::Response& res);
   bool AdminAllowed(const httplib::Request& req, httplib::Response& res);
   // The fax if it exists and belongs to the caller; otherwise answers 404/503.

@@ -152,6 +152,8 @@ std::string OwnerDirectory::OwnerOfSlot(int32_t slot) const {
 bool OwnerDirectory::Routed(const httplib::Request& req) const {
   const std::string& p = req.path;
   if (p.rfind("/v1/faxes", 0) == 0) {
+    // Every GET: list, status, events, report, page previews, and each recipient's page previews
+    // (/v1/faxes/{id}/recipients/{rid}/pages/{n}), all answered from the owner's status store.
     if (req.method == "GET") return true;
     if (req.method == "POST" && p == "/v1/faxes") return options_.route_submissions;
     return req.method == "POST" && p.size() > 7 && p.compare(p.size() - 7, 7, "/cancel") == 0;

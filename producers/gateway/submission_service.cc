@@ -55,15 +55,6 @@ int64_t EstimatePages(const std::string& content, const std::string& type) {
   return 0;
 }
 
-std::string UtcDate(int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
-}
-
 }  // namespace
 
 SubmissionService::SubmissionService(SubmissionLimits limits, bus::Producer& producer, BlobStore& blobs,
@@ -228,7 +219,7 @@ SubmitOutcome SubmissionService::Submit(const SubmitRequest& request) {
     if (i < request.cover_blob_ids.size()) r->set_cover_blob_id(request.cover_blob_ids[i]);
   }
   if (opt.has_cover()) {
-    const std::string ps = RenderCoverPage(opt.cover(), numbers, UtcDate(now));
+    const std::string ps = RenderCoverPage(opt.cover(), numbers, CoverDate(now));
     auto id = blobs_.Put(ps);
     if (!id.ok())
       return Reject(503, "storage_unavailable", "could not store the cover page: " + id.status().message());

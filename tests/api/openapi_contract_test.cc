@@ -247,6 +247,15 @@ TEST_F(ContractTest, EveryOperationAnswersAsDocumented) {
   Conforms("get", "/v1/faxes/{id}/pages/{n}", c.Get("/v1/faxes/" + id + "/pages/1"));
   Conforms("get", "/v1/faxes/{id}/pages/{n}", c.Get("/v1/faxes/" + id + "/pages/2?format=tiff"));
   Conforms("get", "/v1/faxes/{id}/pages/{n}", c.Get("/v1/faxes/" + id + "/pages/99"));
+  {  // each recipient's pages (no covers here: the fax's pages)
+    const auto st = c.Get("/v1/faxes/" + id);
+    const std::string rid = st.json()["recipients"][0].value("id", "");
+    const std::string rp = "/v1/faxes/{id}/recipients/{recipient_id}/pages/{n}";
+    Conforms("get", rp, c.Get("/v1/faxes/" + id + "/recipients/" + rid + "/pages/1"));
+    Conforms("get", rp, c.Get("/v1/faxes/" + id + "/recipients/" + rid + "/pages/1?format=tiff"));
+    Conforms("get", rp, c.Get("/v1/faxes/" + id + "/recipients/" + rid + "/pages/99"));
+    Conforms("get", rp, c.Get("/v1/faxes/" + id + "/recipients/rcp_missing/pages/1"));
+  }
   auto later = c.PostJson("/v1/faxes", json{{"to", "+15550100000"},
                                             {"documents", {doc}},
                                             {"send_at", SystemClock::Instance().NowMillis() + 3'600'000}});
@@ -279,6 +288,7 @@ TEST_F(ContractTest, EveryRouteOfTheGatewayIsDocumented) {
                            "/v1/faxes/{id}/events",
                            "/v1/faxes/{id}/report",
                            "/v1/faxes/{id}/pages/{n}",
+                           "/v1/faxes/{id}/recipients/{recipient_id}/pages/{n}",
                            "/v1/admin/keys",
                            "/v1/admin/keys/{key_id}",
                            "/healthz",

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "pages/pages.h"
+#include "tests/api/api_client.h"
 #include "tests/broadcast/broadcast_e2e_util.h"
 #include "tests/e2e/e2e_util.h"
 
@@ -111,6 +112,57 @@ TEST(BroadcastCoverE2E, OwnCoverPerRecipientSharedPagesRenderedOnce) {
     ASSERT_TRUE(bm.ok() && bm->size() == 1u);
     EXPECT_TRUE(Same((*bm)[0], got[0][static_cast<size_t>(n)])) << "preview page " << n;
   }
+  // Each recipient's own previews (GET /v1/faxes/{id}/recipients/{rid}/pages/{n}): page 1 is the
+  // cover it received, the same image for identical fields and a different one otherwise; pages
+  // 2-3 are the shared previews; page 4 and unknown or foreign recipients answer 404.
+  auto preview = [&](const std::string& fax, const std::string& rid, int n, const std::string& query = "") {
+    return HttpGet(app.port(),
+                   "/v1/faxes/" + fax + "/recipients/" + rid + "/pages/" + std::to_string(n) + query);
+  };
+  const auto shared1 = HttpGet(app.port(), "/v1/faxes/" + fax0 + "/pages/1");
+  const auto shared2 = HttpGet(app.port(), "/v1/faxes/" + fax0 + "/pages/2");
+  ASSERT_EQ(shared1.status, 200);
+  ASSERT_EQ(shared2.status, 200);
+  std::vector<std::string> cover_png;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const std::string& fax = rows[i].at("fax_id");
+    const std::string& rid = rows[i].at("recipient_id");
+    auto p1 = preview(fax, rid, 1);
+    ASSERT_EQ(p1.status, 200) << p1.body;
+    ASSERT_EQ(p1.body.substr(1, 3), "PNG") << "recipient " << i + 1;
+    cover_png.push_back(p1.body);
+    auto t1 = preview(fax, rid, 1, "?format=tiff");
+    ASSERT_EQ(t1.status, 200) << t1.body;
+    auto cover = pages::DecodePages(t1.body);
+    ASSERT_TRUE(cover.ok() && cover->size() == 1u);
+    EXPECT_TRUE(Same((*cover)[0], got[i][0])) << "preview page 1 of recipient " << i + 1 << " is its cover";
+    auto p2 = preview(fax, rid, 2);
+    auto p3 = preview(fax, rid, 3);
+    ASSERT_EQ(p2.status, 200) << p2.body;
+    ASSERT_EQ(p3.status, 200) << p3.body;
+    EXPECT_TRUE(p2.body == shared1.body) << "recipient " << i + 1 << " page 2 = shared page 1";
+    EXPECT_TRUE(p3.body == shared2.body) << "recipient " << i + 1 << " page 3 = shared page 2";
+    auto p4 = preview(fax, rid, 4);
+    EXPECT_EQ(p4.status, 404) << p4.body;
+    EXPECT_NE(p4.body.find("\"not_found\""), std::string::npos) << p4.body;
+    EXPECT_NE(p4.body.find("has 3 rendered pages"), std::string::npos) << p4.body;
+    EXPECT_EQ(preview(fax, rid, 0).status, 404);
+  }
+  for (size_t i = 0; i < rows.size(); ++i)
+    for (size_t j = 0; j < rows.size(); ++j)
+      EXPECT_EQ(cover_png[i] == cover_png[j], people[i] == people[j])
+          << "preview covers of recipients " << i + 1 << " and " << j + 1;
+  auto unknown = preview(fax0, "rcp_unknown", 1);
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  EXPECT_NE(unknown.body.find("\"not_found\""), std::string::npos) << unknown.body;
+  ASSERT_NE(rows[4].at("fax_id"), fax0);
+  EXPECT_EQ(preview(fax0, rows[4].at("recipient_id"), 1).status, 404) << "a recipient of another chunk fax";
+  EXPECT_EQ(preview("fax_unknown", rows[0].at("recipient_id"), 1).status, 404);
+  // The fax-level preview of a chunk fax shows the shared pages only, and says so.
+  auto beyond = HttpGet(app.port(), "/v1/faxes/" + fax0 + "/pages/3");
+  EXPECT_EQ(beyond.status, 404) << beyond.body;
+  EXPECT_NE(beyond.body.find("shared by its recipients"), std::string::npos) << beyond.body;
+
   // GET /v1/faxes/{id}: 3 pages per recipient (the cover counts).
   auto st = app.Status(fax0);
   EXPECT_EQ(st.value("pages", 0), 3) << st.dump();
@@ -151,6 +203,80 @@ TEST(BroadcastCoverE2E, InvalidCoversAreRefusedBeforeAnythingIsWritten) {
   EXPECT_NE(bad_field.body.find("shoe_size"), std::string::npos) << bad_field.body;
   // Nothing was accepted.
   EXPECT_EQ(MetricSeries(app.port(), "faxflow_broadcasts_created_total"), 0);
+}
+
+// With API keys: a recipient's preview is scoped to the tenant exactly like the fax-level one
+// (another tenant gets 404 not_found for the same URLs), and the answers say which part of the
+// recipient's fax a page is (X-Faxflow-Preview-Scope: cover / shared).
+TEST(BroadcastCoverE2E, RecipientPreviewsAreScopedToTheTenant) {
+  TempDir dir("faxflow-broadcast-cover-tenants");
+  const std::string admin_token = "preview-admin-token";
+  FaxflowAll app(dir.path(), {"gateway.auth=keys", "gateway.admin_token=" + admin_token,
+                              "gateway.rate_limit_per_second=0", "gateway.max_concurrent_requests=0",
+                              "modem.channels=2"});
+  auto key_of = [&](const std::string& tenant) {
+    auto a = ApiClient(app.port(), admin_token)
+                 .PostJson("/v1/admin/keys", nlohmann::json{{"tenant", tenant}, {"name", "preview"}});
+    EXPECT_EQ(a.status, 201) << a.body;
+    return a.json().value("key", "");
+  };
+  const ApiClient acme(app.port(), key_of("acme"));
+  const ApiClient other(app.port(), key_of("other"));
+  const std::string doc = WriteNumberedPostScript(dir.path() + "/one.ps", 1);
+  httplib::MultipartFormDataItems items = {
+      {"recipients", "to,name\n" + Number(30) + ",Grace\n" + Number(31) + ",Heidi\n", "recipients.csv",
+       "text/csv"},
+      {"file", ReadFileOrDie(doc), "one.ps", "application/postscript"},
+      {"options", R"({"cover":{"template":"basic","fields":{"from_name":"Acme"}}})", "", ""}};
+  auto created = acme.PostForm("/v1/broadcasts", items);
+  ASSERT_EQ(created.status, 202) << created.body;
+  const std::string fax = created.json().value("fax_id", "");
+  ASSERT_FALSE(fax.empty()) << created.body;
+
+  // The recipient ids, once the fax is rendered (the cover pages are recorded with the render).
+  std::vector<std::string> rids;
+  ASSERT_TRUE(Await(
+      [&] {
+        auto st = acme.Get("/v1/faxes/" + fax);
+        if (st.status != 200 || st.json().value("pages", 0) != 2) return false;
+        rids.clear();
+        for (const auto& r : st.json().at("recipients")) rids.push_back(r.value("id", ""));
+        return rids.size() == 2u;
+      },
+      120s, 200ms));
+  const std::string page1 = "/v1/faxes/" + fax + "/recipients/" + rids[0] + "/pages/1";
+  auto mine = acme.Get(page1);
+  ASSERT_EQ(mine.status, 200) << mine.body;
+  EXPECT_EQ(mine.header("Content-Type"), "image/png");
+  EXPECT_EQ(mine.header("X-Faxflow-Preview-Scope"), "cover");
+  auto shared = acme.Get("/v1/faxes/" + fax + "/recipients/" + rids[0] + "/pages/2");
+  ASSERT_EQ(shared.status, 200) << shared.body;
+  EXPECT_EQ(shared.header("X-Faxflow-Preview-Scope"), "shared");
+  auto fax_page = acme.Get("/v1/faxes/" + fax + "/pages/1");
+  ASSERT_EQ(fax_page.status, 200) << fax_page.body;
+  EXPECT_EQ(fax_page.header("X-Faxflow-Preview-Scope"), "shared");
+  EXPECT_TRUE(fax_page.body == shared.body);
+  EXPECT_FALSE(acme.Get("/v1/faxes/" + fax + "/recipients/" + rids[1] + "/pages/1").body == mine.body)
+      << "Grace's and Heidi's covers differ";
+
+  // Another tenant: 404 not_found, exactly as for an id that does not exist.
+  for (const std::string& path : {page1, "/v1/faxes/" + fax + "/pages/1", "/v1/faxes/" + fax}) {
+    auto theirs = other.Get(path);
+    EXPECT_EQ(theirs.status, 404) << path << " " << theirs.body;
+    EXPECT_EQ(theirs.error_code(), "not_found") << path;
+    EXPECT_EQ(theirs.body.find(rids[0]), std::string::npos) << "nothing about the recipient leaks";
+  }
+  auto missing = other.Get("/v1/faxes/fax_missing/recipients/" + rids[0] + "/pages/1");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.error_code(), "not_found");
+  // The owner's own errors: unknown recipient, page out of range; no key: 401.
+  auto unknown = acme.Get("/v1/faxes/" + fax + "/recipients/rcp_unknown/pages/1");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(unknown.error_code(), "not_found");
+  auto beyond = acme.Get("/v1/faxes/" + fax + "/recipients/" + rids[0] + "/pages/3");
+  EXPECT_EQ(beyond.status, 404);
+  EXPECT_EQ(beyond.error_code(), "not_found");
+  EXPECT_EQ(ApiClient(app.port()).Get(page1).status, 401);
 }
 
 TEST(BroadcastCoverE2E, CliSendsCoverTemplateAndFields) {

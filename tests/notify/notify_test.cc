@@ -8,6 +8,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <prometheus/registry.h>
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +23,8 @@
 
 #include "common/clock.h"
 #include "producers/ingest/url_fetcher.h"
+#include "tests/support/catalogue_bus.h"
+#include "tests/support/loopback_server.h"
 #include "tests/support/support.h"
 #include "topics/catalogue.h"
 #include "topics/embedded/embedded_bus.h"
@@ -274,14 +278,14 @@ TEST_F(NotifierTest, DeliversOnceAfterTransientFailuresAndDeduplicatesRedelivere
 // A loopback HTTP receiver that records what it gets.
 class Receiver {
  public:
-  explicit Receiver(const std::string& host = "127.0.0.1") : host_(host) {
-    server_.Get(R"(/to)", [](const httplib::Request& req, httplib::Response& res) {
+  explicit Receiver(const std::string& host = "127.0.0.1") : http_(host) {
+    http_.server().Get(R"(/to)", [](const httplib::Request& req, httplib::Response& res) {
       res.set_redirect(req.get_param_value("u"), 307);
     });
-    server_.Post(R"(/to)", [](const httplib::Request& req, httplib::Response& res) {
+    http_.server().Post(R"(/to)", [](const httplib::Request& req, httplib::Response& res) {
       res.set_redirect(req.get_param_value("u"), 307);
     });
-    server_.Post(R"(/chain/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
+    http_.server().Post(R"(/chain/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
       const int n = std::stoi(req.matches[1]);
       if (n == 0) {
         std::lock_guard l(mu_);
@@ -291,34 +295,23 @@ class Receiver {
       }
       res.set_redirect("/chain/" + std::to_string(n - 1), 307);
     });
-    server_.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
+    http_.server().Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard l(mu_);
       received_.push_back(req);
       res.status = 200;
     });
-    port_ = server_.bind_to_any_port(host_);
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    EXPECT_TRUE(Await([this] { return server_.is_running(); }, 5s));
+    http_.Start();
   }
-  ~Receiver() {
-    server_.stop();
-    thread_.join();
-  }
-  std::string Url(const std::string& path) const {
-    return "http://" + host_ + ":" + std::to_string(port_) + path;
-  }
+  std::string Url(const std::string& path) const { return http_.Url(path); }
   std::vector<httplib::Request> Received() {
     std::lock_guard l(mu_);
     return received_;
   }
 
  private:
-  std::string host_;
-  httplib::Server server_;
-  int port_ = 0;
   std::mutex mu_;
   std::vector<httplib::Request> received_;
-  std::thread thread_;
+  testing::LoopbackServer http_;  // last: stops before what its handlers use
 };
 
 TEST_F(NotifierTest, RotatedEndpointSignsWithBothSecretsOnTheWire) {
@@ -457,19 +450,30 @@ TEST_F(NotifierTest, RedirectsAreRecheckedAndCappedOnTheWebhookPath) {
   EXPECT_TRUE(saw_body);
 }
 
+// The broker behind a store's log or delivery mirror: refuses while `down`, else keeps what it
+// was handed, in order.
+struct BrokerStandIn {
+  std::vector<std::pair<std::string, std::string>> published;
+  bool down = true;
+  NotifyStore::LogMirror Mirror() {
+    return [this](const std::vector<std::pair<std::string, std::string>>& entries) -> Status {
+      if (down) return Status::Retryable(Code::kUnavailable, "broker down");
+      published.insert(published.end(), entries.begin(), entries.end());
+      return Status::Ok();
+    };
+  }
+};
+
 // Several gateway nodes (docs/webhooks.md): the delivering node's log entries go through its
 // outbox to the log mirror (fax.webhook-log); a failed publish keeps them for the next round; a
 // second node's store applying what was published lists the same attempts, and applying one
 // twice (a re-publish after a crash) does not duplicate it.
 TEST_F(NotifierTest, DeliveryLogIsPublishedThroughTheOutboxAndAppliedOnOtherNodes) {
   const Endpoint ep = AddEndpoint("https://hooks.example.com/shared");
-  std::vector<std::pair<std::string, std::string>> published;
-  bool fail_publish = true;
-  store_->SetLogMirror([&](const std::vector<std::pair<std::string, std::string>>& entries) -> Status {
-    if (fail_publish) return Status::Retryable(Code::kUnavailable, "broker down");
-    published.insert(published.end(), entries.begin(), entries.end());
-    return Status::Ok();
-  });
+  BrokerStandIn broker;  // down at first
+  store_->SetLogMirror(broker.Mirror());
+  auto& published = broker.published;
+  bool& fail_publish = broker.down;
   int calls = 0;
   WebhookSender sender = [&](const ingest::OutboundRequest&) -> Result<ingest::OutboundResponse> {
     ingest::OutboundResponse r;
@@ -523,10 +527,8 @@ TEST_F(NotifierTest, DeliveryLogIsPublishedThroughTheOutboxAndAppliedOnOtherNode
 // webhook-id and attempt number 2. B never attempts while A owns the partition. When A comes back
 // (and owns the partition again) it learns that B delivered, and does not deliver its own copy.
 TEST_F(NotifierTest, PendingDeliveryIsTakenOverByTheNextOwnerOfItsPartition) {
-  auto opened = bus::OpenEmbeddedBus(dir_.path() + "/bus");
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  std::unique_ptr<bus::Bus> bus = std::move(*opened);
-  ASSERT_TRUE(bus->EnsureTopics(bus::Catalogue()).ok());
+  std::unique_ptr<bus::Bus> bus = testing::OpenCatalogueBus(dir_.path() + "/bus");
+  ASSERT_TRUE(bus);
   auto opened_b = NotifyStore::Open(dir_.path() + "/notify-b");
   ASSERT_TRUE(opened_b.ok()) << opened_b.status().ToString();
   std::unique_ptr<NotifyStore> store_b = std::move(*opened_b);
@@ -637,13 +639,10 @@ TEST_F(NotifierTest, PendingDeliveryIsTakenOverByTheNextOwnerOfItsPartition) {
 // (an ownership overlap: the other node delivered) does not step the delivery back to pending.
 TEST_F(NotifierTest, SharedDeliveryOutboxKeepsLatestStateAndNeverStepsBack) {
   const Endpoint ep = AddEndpoint("https://hooks.example.com/overlap");
-  std::vector<std::pair<std::string, std::string>> published;
-  bool fail_publish = true;
-  store_->SetDeliveryMirror([&](const std::vector<std::pair<std::string, std::string>>& entries) -> Status {
-    if (fail_publish) return Status::Retryable(Code::kUnavailable, "broker down");
-    published.insert(published.end(), entries.begin(), entries.end());
-    return Status::Ok();
-  });
+  BrokerStandIn broker;  // down at first
+  store_->SetDeliveryMirror(broker.Mirror());
+  auto& published = broker.published;
+  bool& fail_publish = broker.down;
   std::function<void()> during_send;
   WebhookSender sender = [&](const ingest::OutboundRequest&) -> Result<ingest::OutboundResponse> {
     if (during_send) during_send();
@@ -688,6 +687,204 @@ TEST_F(NotifierTest, SharedDeliveryOutboxKeepsLatestStateAndNeverStepsBack) {
   auto log = store_->Log("ep:" + ep.id, 10);
   ASSERT_TRUE(log.ok());
   EXPECT_EQ(log->size(), 2u) << "both of this node's attempts are logged";
+}
+
+// Retention of finished deliveries (docs/webhooks.md, webhooks.finished_retention_hours): two
+// nodes on the embedded bus sharing deliveries; node A owns every partition. Two deliveries finish
+// at T0, one is still pending (its endpoint is down; a long max_age keeps it retrying), one more
+// finishes at T0 + 48 h. At T0 + 72 h + 1 min, B (not the owner) prunes nothing; A prunes the two
+// old finished ones, one per round (prune_per_round = 1), with tombstones on
+// fax.webhook-deliveries: both nodes' stores lose them (B also while its follower was stopped:
+// it applies the tombstone when it catches up), the pending and the young finished one stay
+// everywhere, the delivery log keeps their attempts, and a node started after the prune (topic
+// compacted) does not bring them back.
+TEST_F(NotifierTest, FinishedDeliveriesAreTombstonedAfterTheRetentionOnEveryNode) {
+  std::unique_ptr<bus::EmbeddedBus> bus = testing::OpenCatalogueBus(dir_.path() + "/bus");
+  ASSERT_TRUE(bus);
+  auto opened_b = NotifyStore::Open(dir_.path() + "/notify-b");
+  ASSERT_TRUE(opened_b.ok()) << opened_b.status().ToString();
+  std::unique_ptr<NotifyStore> store_b = std::move(*opened_b);
+  auto share = [](WebhookReplica& r) {
+    r.ShareDeliveryLog();
+    r.ShareDeliveries();
+    return r.Start();
+  };
+  WebhookReplica replica_a(*bus, *store_);
+  auto replica_b = std::make_unique<WebhookReplica>(*bus, *store_b);
+  ASSERT_TRUE(share(replica_a).ok());
+  ASSERT_TRUE(share(*replica_b).ok());
+  const Endpoint ep = AddEndpoint("https://hooks.example.com/retention");
+  ASSERT_TRUE(Await([&] { return store_b->GetEndpoint(ep.id).ok() && *store_b->GetEndpoint(ep.id); }, 10s));
+
+  WebhookSender sender = [&](const ingest::OutboundRequest& req) -> Result<ingest::OutboundResponse> {
+    ingest::OutboundResponse r;
+    r.status = req.body.find("evt_pending") != std::string::npos ? 503 : 204;
+    return r;
+  };
+  NotifierOptions o;
+  o.finished_retention = 72h;
+  o.prune_per_round = 1;
+  o.max_age = 24h * 30;  // the pending one keeps retrying past the retention
+  prometheus::Registry registry_b;
+  Notifier a(o, nullptr, *store_, sender, registry_, clock_);
+  Notifier b(o, nullptr, *store_b, sender, registry_b, clock_);
+  a.SetOwnership([](int32_t) { return true; }, "unused");
+  b.SetOwnership([](int32_t) { return false; }, "unused");
+  auto publish = [&](const std::string& event_id) {
+    NotifyEvent ev = Event(event_id);
+    ev.partition = 2;
+    Status s = a.Publish(ev);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return s.ok();
+  };
+  auto id_of = [&](const std::string& event_id) {
+    std::string id;
+    auto log = store_->Log("ep:" + ep.id, 100);
+    if (log.ok())
+      for (const auto& e : *log)
+        if (e.event_id == event_id) id = e.delivery_id;
+    return id;
+  };
+  auto has = [](NotifyStore& s, const std::string& id) {
+    auto d = s.GetDelivery(id);
+    EXPECT_TRUE(d.ok()) << d.status().ToString();
+    return d.ok() && d->has_value();
+  };
+
+  const int64_t t0 = clock_.NowMillis();
+  ASSERT_TRUE(publish("evt_old1") && publish("evt_old2") && publish("evt_pending"));
+  ASSERT_EQ(*a.DeliverDue(), 3);
+  ASSERT_TRUE(store_->PublishDeliveries().ok());
+  ASSERT_TRUE(store_->PublishLog().ok());
+  clock_.Advance(48h);
+  ASSERT_TRUE(publish("evt_young"));
+  ASSERT_EQ(*a.DeliverDue(), 2) << "the young one delivered, the pending one failed again";
+  ASSERT_TRUE(store_->PublishDeliveries().ok());
+  ASSERT_TRUE(store_->PublishLog().ok());
+  const std::string old1 = id_of("evt_old1"), old2 = id_of("evt_old2"), young = id_of("evt_young"),
+                    pending = id_of("evt_pending");
+  ASSERT_FALSE(old1.empty() || old2.empty() || young.empty() || pending.empty());
+  ASSERT_EQ((*store_->GetDelivery(old1))->finished_ms, t0);
+  ASSERT_TRUE(Await(
+      [&] {
+        auto p = store_b->GetDelivery(pending);
+        return has(*store_b, old1) && has(*store_b, old2) && has(*store_b, young) && p.ok() && *p &&
+               (*p)->attempts == 2;
+      },
+      10s))
+      << "every delivery reaches node B";
+
+  // Just before the retention: nothing goes.
+  clock_.Advance(24h - 1min);
+  EXPECT_EQ(*a.PruneFinished(), 0u);
+  clock_.Advance(2min);
+  EXPECT_EQ(*b.PruneFinished(), 0u) << "B does not own partition 2: it writes no tombstone";
+  EXPECT_TRUE(has(*store_b, old1));
+  replica_b->Stop();  // B is down while A prunes
+  replica_b.reset();
+  auto first = a.PruneFinished();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(*first, 1u) << "at most prune_per_round per round";
+  EXPECT_EQ(*a.PruneFinished(), 1u);
+  EXPECT_EQ(*a.PruneFinished(), 0u);
+  for (const auto& id : {old1, old2}) EXPECT_FALSE(has(*store_, id)) << id << " pruned on A";
+  EXPECT_TRUE(has(*store_, young)) << "finished less than the retention ago";
+  ASSERT_TRUE(has(*store_, pending));
+  EXPECT_EQ((*store_->GetDelivery(pending))->state, "pending") << "a pending delivery is never pruned";
+  EXPECT_EQ(*store_->PendingCount(), 1);
+  auto log = store_->Log("ep:" + ep.id, 100);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(log->size(), 5u) << "the delivery log keeps every attempt, the pruned ones' included";
+
+  // B comes back: catching up, it applies the tombstones to its own copies.
+  replica_b = std::make_unique<WebhookReplica>(*bus, *store_b);
+  ASSERT_TRUE(share(*replica_b).ok());
+  for (const auto& id : {old1, old2}) EXPECT_FALSE(has(*store_b, id)) << id << " still on B";
+  EXPECT_TRUE(has(*store_b, young));
+  EXPECT_TRUE(has(*store_b, pending));
+  EXPECT_EQ(*store_b->PendingCount(), 1) << "B's due index keeps the pending one";
+
+  // A node started after the prune, on a compacted topic, reads only what is left.
+  ASSERT_TRUE(bus->Compact().ok());
+  auto opened_c = NotifyStore::Open(dir_.path() + "/notify-c");
+  ASSERT_TRUE(opened_c.ok()) << opened_c.status().ToString();
+  WebhookReplica replica_c(*bus, **opened_c);
+  ASSERT_TRUE(share(replica_c).ok());
+  for (const auto& id : {old1, old2}) EXPECT_FALSE(has(**opened_c, id)) << id << " resurrected";
+  EXPECT_TRUE(has(**opened_c, young));
+  EXPECT_TRUE(has(**opened_c, pending));
+  auto log_c = (*opened_c)->Log("ep:" + ep.id, 100);
+  ASSERT_TRUE(log_c.ok());
+  EXPECT_EQ(log_c->size(), 5u) << "fax.webhook-log is untouched";
+  replica_c.Stop();
+  replica_b->Stop();
+  replica_a.Stop();
+}
+
+// One node (no shared deliveries): a finished delivery older than the retention leaves the local
+// store, including one written before the fin/ index existed (indexed when the store opens).
+TEST_F(NotifierTest, SingleNodePrunesFinishedDeliveriesLocally) {
+  AddEndpoint("https://hooks.example.com/one");
+  WebhookSender ok = [](const ingest::OutboundRequest&) -> Result<ingest::OutboundResponse> {
+    ingest::OutboundResponse r;
+    r.status = 204;
+    return r;
+  };
+  NotifierOptions o;
+  o.finished_retention = 72h;
+  std::string id;
+  {
+    Notifier n(o, nullptr, *store_, ok, registry_, clock_);
+    ASSERT_TRUE(n.Publish(Event("evt_single")).ok());
+    ASSERT_EQ(*n.DeliverDue(), 1);
+    auto due = store_->Due(clock_.NowMillis() + 1, 10);
+    ASSERT_TRUE(due.ok() && due->empty());
+  }
+  // Simulate a store from before the index: drop the fin/ entries and the marker, then reopen.
+  store_.reset();
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir_.path() + "/notify", &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    std::vector<std::string> drop = {"meta/fin_index"};
+    for (it->Seek("fin/"); it->Valid() && it->key().starts_with("fin/"); it->Next())
+      drop.push_back(it->key().ToString());
+    for (it->Seek("dl/"); it->Valid() && it->key().starts_with("dl/"); it->Next())
+      id = it->key().ToString().substr(3);
+    ASSERT_EQ(drop.size(), 2u) << "one fin/ entry for the delivered delivery";
+    for (const auto& k : drop) ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), k).ok());
+  }
+  auto reopened = NotifyStore::Open(dir_.path() + "/notify");
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  store_ = std::move(*reopened);
+  ASSERT_FALSE(id.empty());
+  Notifier n(o, nullptr, *store_, ok, registry_, clock_);
+  clock_.Advance(72h - 1s);
+  EXPECT_EQ(*n.PruneFinished(), 0u);
+  clock_.Advance(2s);
+  EXPECT_EQ(*n.PruneFinished(), 1u);
+  auto d = store_->GetDelivery(id);
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->has_value());
+  EXPECT_EQ(*n.PruneFinished(), 0u);
+}
+
+// webhooks.finished_retention_hours reaches the notifier, and a retention that does not outlast
+// the retry window plus the replay tolerance is refused.
+TEST(NotifierOptionsTest, FinishedRetentionComesFromConfigAndMustOutlastTheRetryWindow) {
+  auto defaults = LoadConfig(std::nullopt, {}, false);
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(NotifierOptions::FromConfig(*defaults).finished_retention, std::chrono::hours(72));
+  auto set = LoadConfig(std::nullopt, {{"webhooks.finished_retention_hours", "100"}}, false);
+  ASSERT_TRUE(set.ok()) << set.status().ToString();
+  EXPECT_EQ(NotifierOptions::FromConfig(*set).finished_retention, std::chrono::hours(100));
+  EXPECT_FALSE(LoadConfig(std::nullopt, {{"webhooks.finished_retention_hours", "24"}}, false).ok())
+      << "24 h does not outlast the 24 h retry window plus the replay tolerance";
+  EXPECT_FALSE(
+      LoadConfig(std::nullopt,
+                 {{"webhooks.finished_retention_hours", "72"}, {"webhooks.max_age_seconds", "259200"}}, false)
+          .ok());
 }
 
 TEST(IpNetworkTest, ParsesAndMatchesIncludingMappedAddresses) {

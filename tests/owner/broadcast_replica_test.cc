@@ -25,6 +25,7 @@
 #include "schemas/job.pb.h"
 #include "storage/blob_store.h"
 #include "storage/status_store.h"
+#include "tests/support/catalogue_bus.h"
 #include "tests/support/support.h"
 #include "topics/catalogue.h"
 #include "topics/embedded/embedded_bus.h"
@@ -63,10 +64,8 @@ TEST(ChunkIdTest, DeterministicIdsThatLookLikeIdsAndKeepTheBroadcastTime) {
 class BroadcastReplicaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto bus = bus::OpenEmbeddedBus(dir_.path() + "/bus");
-    ASSERT_TRUE(bus.ok()) << bus.status().ToString();
-    bus_ = std::move(*bus);
-    ASSERT_TRUE(bus_->EnsureTopics(bus::Catalogue()).ok());
+    bus_ = testing::OpenCatalogueBus(dir_.path() + "/bus");
+    ASSERT_TRUE(bus_);
     auto blobs = OpenRocksBlobStore(dir_.path() + "/blobs", {}, [] { return int64_t{1'700'000'000'000}; });
     ASSERT_TRUE(blobs.ok());
     blobs_ = std::move(*blobs);

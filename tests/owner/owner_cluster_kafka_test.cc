@@ -22,11 +22,11 @@
 #include <set>
 #include <thread>
 
-#include "app/pipeline.h"
-#include "common/metrics.h"
 #include "tests/api/api_client.h"
 #include "tests/api/api_fixture.h"
 #include "tests/bus_kafka/kafka_test_env.h"
+#include "tests/owner/gateway_node.h"
+#include "tests/support/loopback_server.h"
 #include "tests/support/support.h"
 
 FAXFLOW_KAFKA_TEST_ENVIRONMENT();
@@ -49,52 +49,14 @@ std::string UniqueTenant(const std::string& prefix) {
   return t.substr(0, 60);
 }
 
-struct Node {
-  std::unique_ptr<Pipeline> pipeline;
-  int port = 0;
-  std::string url;
-};
+using Node = testing::GatewayNode;
 
-Node StartNode(const std::string& dir, std::vector<std::pair<std::string, std::string>> extra) {
-  Node n;
-  n.port = testing::FreePort();
-  n.url = "http://127.0.0.1:" + std::to_string(n.port);
-  std::vector<std::pair<std::string, std::string>> sets = {
-      {"data_dir", dir},
-      {"bus.backend", "kafka"},
-      {"kafka.bootstrap", bus::kafka_test::KafkaBootstrap()},
-      {"gateway.listen", "127.0.0.1:" + std::to_string(n.port)},
-      {"gateway.advertise_url", n.url},
-      {"gateway.owner_mode", "proxy"},
-      {"gateway.member_timeout_seconds", "4"},
-      {"admin.listen", "127.0.0.1:0"},
-      {"gateway.admin_token", kAdmin},
-      {"gateway.max_concurrent_requests", "0"},
-      {"net.allowed_private_networks", "127.0.0.1/32"},
-      {"webhooks.initial_backoff_seconds", "0.5"},
-      {"log.level", "warn"}};
+Node StartNode(const std::string& dir, const testing::Settings& extra) {
+  testing::Settings sets = {{"gateway.owner_mode", "proxy"},
+                            {"net.allowed_private_networks", "127.0.0.1/32"},
+                            {"webhooks.initial_backoff_seconds", "0.5"}};
   sets.insert(sets.end(), extra.begin(), extra.end());
-  auto config = LoadConfig(std::nullopt, sets, false);
-  if (!config.ok()) throw std::runtime_error(config.status().ToString());
-  Roles roles;
-  roles.gateway = true;
-  auto p = Pipeline::Start(*config, roles, SystemClock::Instance());
-  if (!p.ok()) throw std::runtime_error(p.status().ToString());
-  n.pipeline = std::move(*p);
-  return n;
-}
-
-// The value of an unlabelled gauge or counter in a node's registry (0 when absent).
-double Metric(const Node& n, const std::string& name) {
-  const std::string text = SerializeMetrics(n.pipeline->registry());
-  size_t pos = 0;
-  while ((pos = text.find(name, pos)) != std::string::npos) {
-    const bool line_start = pos == 0 || text[pos - 1] == '\n';
-    const size_t after = pos + name.size();
-    if (line_start && after < text.size() && text[after] == ' ') return std::stod(text.substr(after + 1));
-    pos = after;
-  }
-  return 0;
+  return testing::StartGatewayNode(dir, bus::kafka_test::KafkaBootstrap(), kAdmin, sets);
 }
 
 // Both nodes see each other, and the 12 notifier partitions are split between them (no overlap).
@@ -132,29 +94,10 @@ std::string WebhookMetrics(const Node& n) {
   return out;
 }
 
-std::string CreateKey(const Node& n, const std::string& tenant) {
-  auto created = ApiClient(n.port, kAdmin).PostJson("/v1/admin/keys", json{{"tenant", tenant}});
-  if (created.status != 201) throw std::runtime_error("key: " + created.body);
-  return created.json()["key"];
-}
-
-// A tenant whose owner is `owner` (the other node proxies its requests, X-Faxflow-Served-By).
+// A tenant owned by `owner` (the other node proxies its requests, X-Faxflow-Served-By).
 std::pair<std::string, std::string> TenantOwnedBy(const Node& owner, const Node& other) {
-  for (int i = 0; i < 40; ++i) {
-    const std::string tenant = UniqueTenant("t");
-    const std::string key = CreateKey(owner, tenant);
-    ApiClient via_other(other.port, key);
-    ApiAnswer r;
-    if (!Await(
-            [&] {
-              r = via_other.Get("/v1/faxes");
-              return r.status == 200;
-            },
-            15s))
-      throw std::runtime_error("the key does not authenticate on the other node: " + r.body);
-    if (r.header("X-Faxflow-Served-By") == owner.url) return {tenant, key};
-  }
-  throw std::runtime_error("no tenant owned by " + owner.url + " in 40 tries");
+  return testing::TenantOwnedBy(
+      owner, other, kAdmin, [](int) { return UniqueTenant("t"); }, "/v1/faxes", 15s);
 }
 
 TEST(OwnerClusterKafkaTest, RateLimitIsCountedOnceAtTheOwner) {
@@ -221,7 +164,7 @@ TEST(OwnerClusterKafkaTest, RateLimitIsCountedOnceAtTheOwner) {
 class Receiver {
  public:
   Receiver() {
-    server_.Post(R"(/(ep|cb)/.*)", [this](const httplib::Request& req, httplib::Response& res) {
+    http_.server().Post(R"(/(ep|cb)/.*)", [this](const httplib::Request& req, httplib::Response& res) {
       const json body = json::parse(req.body, nullptr, false);
       std::lock_guard l(mu_);
       const std::string target = req.path.substr(1, 2);
@@ -232,14 +175,9 @@ class Receiver {
       ids_by_target_fax_[target + "/" + fax + "/" + type].insert(id);
       res.status = 204;
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    http_.Start();
   }
-  ~Receiver() {
-    server_.stop();
-    thread_.join();
-  }
-  int port() const { return port_; }
+  int port() const { return http_.port(); }
   // Distinct webhook-ids received for target ("ep"/"cb") and fax, of the fax's queued event
   // (the only event of these faxes here, unless an imaging worker of another process on the
   // shared broker renders them: its fax.rendered webhooks are not counted).
@@ -249,12 +187,10 @@ class Receiver {
   }
 
  private:
-  httplib::Server server_;
-  std::thread thread_;
-  int port_ = 0;
   std::mutex mu_;
   std::map<std::string, int> by_id_;
   std::map<std::string, std::set<std::string>> ids_by_target_fax_;
+  testing::LoopbackServer http_;  // last: stops before the counts go
 };
 
 TEST(OwnerClusterKafkaTest, EveryWebhookIsDeliveredByOneNodeAndEndpointsLiveOnEveryNode) {

@@ -14,10 +14,9 @@
 #include <atomic>
 #include <thread>
 
-#include "app/pipeline.h"
-#include "common/metrics.h"
 #include "tests/api/api_client.h"
 #include "tests/api/api_fixture.h"
+#include "tests/owner/gateway_node.h"
 #include "tests/support/support.h"
 
 namespace faxflow {
@@ -31,57 +30,19 @@ using testing::Await;
 
 constexpr const char* kAdmin = "submissions-admin-token";
 
-struct Node {
-  std::unique_ptr<Pipeline> pipeline;
-  int port = 0;
-  std::string url;
-};
+using Node = testing::GatewayNode;
 
 Node StartNode(const std::string& dir, const std::string& bootstrap, const std::string& mode) {
-  Node n;
-  n.port = testing::FreePort();
-  n.url = "http://127.0.0.1:" + std::to_string(n.port);
-  const std::vector<std::pair<std::string, std::string>> sets = {
-      {"data_dir", dir},
-      {"bus.backend", "kafka"},
-      {"kafka.bootstrap", bootstrap},
-      {"gateway.listen", "127.0.0.1:" + std::to_string(n.port)},
-      {"gateway.advertise_url", n.url},
-      {"gateway.owner_mode", mode},
-      {"gateway.route_submissions", "true"},
-      {"gateway.member_timeout_seconds", "4"},
-      {"admin.listen", "127.0.0.1:0"},
-      {"gateway.admin_token", kAdmin},
-      {"gateway.max_concurrent_requests", "0"},
-      {"gateway.rate_limit_per_second", "5"},
-      {"gateway.rate_limit_burst", "5"},
-      {"webhooks.enabled", "false"},
-      {"log.level", "warn"}};
-  auto config = LoadConfig(std::nullopt, sets, false);
-  if (!config.ok()) throw std::runtime_error(config.status().ToString());
-  Roles roles;
-  roles.gateway = true;
-  auto p = Pipeline::Start(*config, roles, SystemClock::Instance());
-  if (!p.ok()) throw std::runtime_error(p.status().ToString());
-  n.pipeline = std::move(*p);
-  return n;
+  return testing::StartGatewayNode(dir, bootstrap, kAdmin,
+                                   {{"gateway.owner_mode", mode},
+                                    {"gateway.route_submissions", "true"},
+                                    {"gateway.rate_limit_per_second", "5"},
+                                    {"gateway.rate_limit_burst", "5"},
+                                    {"webhooks.enabled", "false"}});
 }
 
 bool Status429(const ApiAnswer& r) { return r.status == 429; }
 bool Status429(const httplib::Result& r) { return r && r->status == 429; }
-
-// A metric's value in a node's registry, `name` including its labels (0 when absent).
-double Metric(const Node& n, const std::string& name) {
-  const std::string text = SerializeMetrics(n.pipeline->registry());
-  size_t pos = 0;
-  while ((pos = text.find(name, pos)) != std::string::npos) {
-    const bool line_start = pos == 0 || text[pos - 1] == '\n';
-    const size_t after = pos + name.size();
-    if (line_start && after < text.size() && text[after] == ' ') return std::stod(text.substr(after + 1));
-    pos = after;
-  }
-  return 0;
-}
 
 // `call` again while the tenant's rate limit answers 429 (the limit is shared by every request of
 // the tenant, reads included), up to 30 s.
@@ -117,23 +78,8 @@ TEST(OwnerSubmissionsKafkaTest, SubmissionsAreRoutedSoTheRateLimitAndIdempotency
       << "the three gateway nodes did not see each other in fax.gateways";
 
   // A tenant owned by A: its requests through B are served by A (X-Faxflow-Served-By).
-  std::string tenant, key;
-  for (int i = 0; i < 40 && key.empty(); ++i) {
-    const std::string t = "tenant-" + std::to_string(i);
-    auto created = ApiClient(a.port, kAdmin).PostJson("/v1/admin/keys", json{{"tenant", t}});
-    ASSERT_EQ(created.status, 201) << created.body;
-    const std::string k = created.json()["key"];
-    ApiAnswer r;
-    ASSERT_TRUE(Await(
-        [&] {
-          r = ApiClient(b.port, k).Get("/v1/faxes?limit=1");
-          return r.status == 200;
-        },
-        30s))
-        << "the key does not authenticate on B: " << r.status << " " << r.body;
-    if (r.header("X-Faxflow-Served-By") == a.url) tenant = t, key = k;
-  }
-  ASSERT_FALSE(key.empty()) << "no tenant owned by A in 40 tries";
+  const auto [tenant, key] = testing::TenantOwnedBy(
+      a, b, kAdmin, [](int i) { return "tenant-" + std::to_string(i); }, "/v1/faxes?limit=1", 30s);
   ApiClient on_a(a.port, key), on_b(b.port, key), on_c(c.port, key);
   const double rate = 5, burst = 5;
   // Let the owner's bucket refill after the probe above (burst / rate seconds).

@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
 #include "common/clock.h"
 #include "producers/gateway/owner.h"
+#include "tests/support/catalogue_bus.h"
 #include "tests/support/support.h"
 #include "topics/catalogue.h"
 #include "topics/embedded/embedded_bus.h"
@@ -18,29 +21,48 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Await;
 
-TEST(OwnerDirectoryTest, NodesAgreeSpreadTenantsAndReassignWhenOneLeaves) {
-  testing::TempDir dir;
-  auto bus = bus::EmbeddedBus::Open(dir.path() + "/bus");
-  ASSERT_TRUE(bus.ok()) << bus.status().ToString();
-  ASSERT_TRUE((*bus)->EnsureTopics(bus::Catalogue()).ok());
-  prometheus::Registry registry;
-  std::vector<std::unique_ptr<OwnerDirectory>> nodes;
-  for (int i = 0; i < 3; ++i) {
-    OwnerOptions o;
-    o.self_url = "http://127.0.0.1:" + std::to_string(9100 + i);
-    o.mode = "redirect";
-    o.heartbeat_interval = 100ms;
-    o.member_timeout = 1s;
-    nodes.push_back(std::make_unique<OwnerDirectory>(o, **bus, registry, SystemClock::Instance()));
-    ASSERT_TRUE(nodes.back()->Start().ok());
+// Gateway nodes (OwnerDirectory, redirect mode, fast heartbeats) on one embedded bus.
+class OwnerDirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bus_ = testing::OpenCatalogueBus(dir_.path() + "/bus");
+    ASSERT_TRUE(bus_);
   }
-  ASSERT_TRUE(Await(
-      [&] {
-        for (auto& n : nodes)
-          if (n->Members().size() != 3) return false;
-        return true;
-      },
-      10s));
+
+  // Starts `count` nodes at http://127.0.0.1:<first_port + i>; `configure` adjusts node i's options.
+  void StartNodes(int count, int first_port, std::chrono::milliseconds member_timeout,
+                  const std::function<void(int, OwnerOptions&)>& configure = nullptr) {
+    for (int i = 0; i < count; ++i) {
+      OwnerOptions o;
+      o.self_url = "http://127.0.0.1:" + std::to_string(first_port + i);
+      o.mode = "redirect";
+      o.heartbeat_interval = 100ms;
+      o.member_timeout = member_timeout;
+      if (configure) configure(i, o);
+      nodes_.push_back(std::make_unique<OwnerDirectory>(o, *bus_, registry_, SystemClock::Instance()));
+      ASSERT_TRUE(nodes_.back()->Start().ok());
+    }
+  }
+
+  // Every node in `which` (all when empty) sees exactly `members` members.
+  bool AllSee(size_t members, const std::vector<size_t>& which = {}) const {
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (!which.empty() && std::find(which.begin(), which.end(), i) == which.end()) continue;
+      if (nodes_[i]->Members().size() != members) return false;
+    }
+    return true;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<bus::EmbeddedBus> bus_;  // outlives the nodes
+  prometheus::Registry registry_;
+  std::vector<std::unique_ptr<OwnerDirectory>> nodes_;
+};
+
+TEST_F(OwnerDirectoryTest, NodesAgreeSpreadTenantsAndReassignWhenOneLeaves) {
+  ASSERT_NO_FATAL_FAILURE(StartNodes(3, 9100, 1s));
+  auto& nodes = nodes_;
+  ASSERT_TRUE(Await([&] { return AllSee(3); }, 10s));
   std::set<std::string> owners;
   std::map<std::string, std::string> before;
   for (int t = 0; t < 30; ++t) {
@@ -54,7 +76,7 @@ TEST(OwnerDirectoryTest, NodesAgreeSpreadTenantsAndReassignWhenOneLeaves) {
 
   const std::string leaving = nodes[2]->self();
   nodes[2]->Stop();  // tombstone
-  ASSERT_TRUE(Await([&] { return nodes[0]->Members().size() == 2 && nodes[1]->Members().size() == 2; }, 10s));
+  ASSERT_TRUE(Await([&] { return AllSee(2, {0, 1}); }, 10s));
   for (const auto& [tenant, old] : before) {
     const std::string now = nodes[0]->OwnerOf(tenant);
     EXPECT_NE(now, leaving);
@@ -67,24 +89,11 @@ TEST(OwnerDirectoryTest, NodesAgreeSpreadTenantsAndReassignWhenOneLeaves) {
 
 // POST /v1/faxes is routed like the status requests (gateway.route_submissions, the default), and
 // served where it lands when the switch is off; cancel is routed either way.
-TEST(OwnerDirectoryTest, SubmissionsAreRoutedUnlessSwitchedOff) {
-  testing::TempDir dir;
-  auto bus = bus::EmbeddedBus::Open(dir.path() + "/bus");
-  ASSERT_TRUE(bus.ok()) << bus.status().ToString();
-  ASSERT_TRUE((*bus)->EnsureTopics(bus::Catalogue()).ok());
-  prometheus::Registry registry;
-  std::vector<std::unique_ptr<OwnerDirectory>> nodes;
-  for (int i = 0; i < 2; ++i) {
-    OwnerOptions o;
-    o.self_url = "http://127.0.0.1:" + std::to_string(9200 + i);
-    o.mode = "redirect";
-    o.route_submissions = i == 0;
-    o.heartbeat_interval = 100ms;
-    o.member_timeout = 2s;
-    nodes.push_back(std::make_unique<OwnerDirectory>(o, **bus, registry, SystemClock::Instance()));
-    ASSERT_TRUE(nodes.back()->Start().ok());
-  }
-  ASSERT_TRUE(Await([&] { return nodes[0]->Members().size() == 2 && nodes[1]->Members().size() == 2; }, 10s));
+TEST_F(OwnerDirectoryTest, SubmissionsAreRoutedUnlessSwitchedOff) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartNodes(2, 9200, 2s, [](int i, OwnerOptions& o) { o.route_submissions = i == 0; }));
+  auto& nodes = nodes_;
+  ASSERT_TRUE(Await([&] { return AllSee(2); }, 10s));
   // A tenant owned by the other node, for each node.
   auto owned_by = [&](const OwnerDirectory& owner) {
     for (int t = 0;; ++t)

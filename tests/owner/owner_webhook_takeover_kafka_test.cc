@@ -22,6 +22,7 @@
 #include <set>
 #include <thread>
 
+#include "tests/support/loopback_server.h"
 #include "tests/support/support.h"
 
 namespace faxflow::testing {
@@ -58,7 +59,7 @@ constexpr double kMaxBackoffSeconds = 1;
 class Receiver {
  public:
   Receiver() {
-    server_.Post(R"(/(ep|cb))", [this](const httplib::Request& req, httplib::Response& res) {
+    http_.server().Post(R"(/(ep|cb))", [this](const httplib::Request& req, httplib::Response& res) {
       const std::string id = req.get_header_value("webhook-id");
       std::lock_guard l(mu_);
       ++attempts_[id];
@@ -69,14 +70,9 @@ class Receiver {
         res.status = 503;
       }
     });
-    port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    http_.Start();
   }
-  ~Receiver() {
-    server_.stop();
-    thread_.join();
-  }
-  int port() const { return port_; }
+  int port() const { return http_.port(); }
   void Up() {
     std::lock_guard l(mu_);
     up_ = true;
@@ -97,12 +93,10 @@ class Receiver {
   }
 
  private:
-  httplib::Server server_;
-  std::thread thread_;
-  int port_ = 0;
   std::mutex mu_;
   bool up_ = false;
   std::map<std::string, int> attempts_, delivered_;
+  LoopbackServer http_;  // last: stops before the counts go
 };
 
 httplib::Result Send(int port, const std::string& method, const std::string& path, const std::string& body,

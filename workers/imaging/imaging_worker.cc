@@ -785,8 +785,15 @@ Result<std::vector<bus::Message>> ImagingWorker::PrepareShared(const v1::Submiss
                                 JobFor(sub, r, request, now_ms, cover ? &cover->page_id : nullptr, shared)));
   }
   // Rendered first, so the status store sets every recipient's page total before the failures.
-  sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(),
-                              RenderedEvent(sub, options_.site, now_ms, shared, seconds, cover_pages)));
+  v1::DeliveryEvent rendered = RenderedEvent(sub, options_.site, now_ms, shared, seconds, cover_pages);
+  // Each recipient's cover page as sent, for its page preview (status store).
+  auto& cover_ids = *rendered.mutable_rendered()->mutable_recipient_cover_page_ids();
+  for (const auto& r : sub.recipients()) {
+    if (r.cover_blob_id().empty()) continue;
+    const CoverOutcome& c = covers.at(r.cover_blob_id());
+    if (c.error.empty()) cover_ids[r.recipient_id()] = c.page_id;
+  }
+  sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(), rendered));
   for (const auto& f : failures) sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(), f));
 
   out.covers_rendered = covers_rendered;

@@ -28,6 +28,13 @@ NotifyMetrics::NotifyMetrics(prometheus::Registry& r)
                      .Help("Events seen again (at-least-once redelivery) whose deliveries already existed.")
                      .Register(r)
                      .Add({})),
+      pruned(prometheus::BuildCounter()
+                 .Name("faxflow_webhook_pruned_total")
+                 .Help("Finished webhook deliveries this node removed after "
+                       "webhooks.finished_retention_hours (with several gateway nodes: tombstones it "
+                       "wrote to fax.webhook-deliveries for the partitions it owns).")
+                 .Register(r)
+                 .Add({})),
       pending(prometheus::BuildGauge()
                   .Name("faxflow_webhook_pending")
                   .Help("Webhook deliveries waiting for their next attempt.")

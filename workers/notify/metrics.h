@@ -16,6 +16,7 @@ struct NotifyMetrics {
   prometheus::Counter& delivered;
   prometheus::Counter& dead_lettered;
   prometheus::Counter& duplicates;
+  prometheus::Counter& pruned;
   prometheus::Gauge& pending;
   prometheus::Gauge& partitions;  // partitions of fax.submissions/fax.events notified by this node
   prometheus::Histogram& attempt_seconds;

@@ -60,6 +60,7 @@ NotifierOptions NotifierOptions::FromConfig(const Config& config) {
   o.max_age = ms(config.webhooks_max_age_seconds);
   o.initial_backoff = ms(config.webhooks_initial_backoff_seconds);
   o.max_backoff = ms(config.webhooks_max_backoff_seconds);
+  o.finished_retention = ms(config.webhooks_finished_retention_hours * 3600);
   return o;
 }
 
@@ -300,6 +301,10 @@ void Notifier::DispatchLoop() {
     // ... and the new states of its deliveries to fax.webhook-deliveries (kept on failure).
     Status flushed = FlushDeliveries();
     if (!flushed.ok()) FF_LOG_WARN(log, "webhook deliveries: {}", flushed.ToString());
+    // Retention: finished deliveries older than finished_retention go (tombstones with several
+    // nodes), at most prune_per_round per round so a backlog does not hold up deliveries.
+    auto pruned = PruneFinished();
+    if (!pruned.ok()) FF_LOG_WARN(log, "pruning finished deliveries: {}", pruned.status().ToString());
     if (store_.SharesDeliveries() && clock_.Monotonic() >= next_pending_count_) {
       // Every node holds every delivery: the gauge counts those of the partitions owned here
       // (instead of counting this node's creations and completions).
@@ -456,6 +461,13 @@ NotifyStore::PartitionFilter Notifier::OwnedDeliveries() const {
   };
 }
 
+Result<size_t> Notifier::PruneFinished() {
+  const int64_t before = clock_.NowMillis() - options_.finished_retention.count();
+  FF_ASSIGN_OR_RETURN(size_t n, store_.PruneFinished(before, options_.prune_per_round, OwnedDeliveries()));
+  if (n > 0) metrics_.pruned.Increment(static_cast<double>(n));
+  return n;
+}
+
 Status Notifier::FlushDeliveries() {
   for (;;) {
     FF_ASSIGN_OR_RETURN(size_t n, store_.PublishDeliveries(500));
@@ -535,6 +547,7 @@ Status Notifier::Attempt(const Delivery& delivery) {
   after.last_error = entry.error;
   if (ok) {
     after.state = "delivered";
+    after.finished_ms = now;
     metrics_.delivered.Increment();
     if (!store_.SharesDeliveries()) metrics_.pending.Decrement();
   } else {
@@ -545,6 +558,7 @@ Status Notifier::Attempt(const Delivery& delivery) {
     const int64_t next = now + delay;
     if (permanent || next > delivery.first_ms + options_.max_age.count()) {
       after.state = "dead";
+      after.finished_ms = now;
       metrics_.dead_lettered.Increment();
       if (!store_.SharesDeliveries()) metrics_.pending.Decrement();
       FF_LOG_WARN(Logger("notify"), "webhook {} to {} dead-lettered after {} attempt(s): {}", delivery.id,

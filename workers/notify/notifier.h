@@ -28,6 +28,10 @@
 // deliveries (same webhook-id, attempt count, due time and 24 h deadline) from its first dispatch
 // round after the ownership change.
 //
+// Retention: every dispatch round also prunes finished deliveries older than finished_retention
+// (PruneFinished; the owner of a delivery's partition tombstones it on fax.webhook-deliveries and
+// every node's replica deletes its copy). Pending deliveries and the delivery log are kept.
+//
 // Lifecycle: construct, Start() (consumer thread + dispatcher thread, + callback follower with
 // options.owns), Stop() joins them.
 // Tests can skip Start() and drive Handle()/Publish()/DeliverDue() directly with a ManualClock.
@@ -62,6 +66,11 @@ struct NotifierOptions {
   std::chrono::milliseconds max_backoff{std::chrono::hours(1)};
   std::chrono::milliseconds poll_timeout{200};
   std::chrono::milliseconds dispatch_interval{200};
+  // A finished (delivered or dead) delivery is removed this long after it finished: from the
+  // local store, and with several gateway nodes by a tombstone on fax.webhook-deliveries written
+  // by the owner of its partition. Must exceed max_age and the receivers' replay tolerance.
+  std::chrono::milliseconds finished_retention{std::chrono::hours(72)};
+  size_t prune_per_round = 100;  // most deliveries removed per dispatch round
   int parallel = 4;
   std::string group = "faxflow-notify";
   std::string user_agent = "faxflow-webhooks/0.1";
@@ -118,6 +127,9 @@ class Notifier {
   Status Publish(const NotifyEvent& event);
   // Attempts every delivery due now; returns how many attempts were made.
   Result<int> DeliverDue();
+  // Removes up to prune_per_round finished deliveries older than finished_retention (of the
+  // partitions this node owns, with several nodes); returns how many. Run by the dispatch loop.
+  Result<size_t> PruneFinished();
 
   NotifyStore& store() { return store_; }
 

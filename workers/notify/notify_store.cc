@@ -77,7 +77,8 @@ json ToJson(const Delivery& d) {
           {"state", d.state},
           {"last_status", d.last_status},
           {"last_error", d.last_error},
-          {"partition", d.partition}};
+          {"partition", d.partition},
+          {"finished_ms", d.finished_ms}};
 }
 Delivery DeliveryFrom(const json& j) {
   Delivery d;
@@ -95,6 +96,7 @@ Delivery DeliveryFrom(const json& j) {
   d.last_status = j.at("last_status");
   d.last_error = j.at("last_error");
   d.partition = j.value("partition", int32_t{-1});
+  d.finished_ms = j.value("finished_ms", int64_t{0});
   return d;
 }
 
@@ -136,6 +138,12 @@ Result<std::optional<T>> GetJson(rocksdb::DB* db, const std::string& key, F from
 
 std::string DueKey(const Delivery& d) { return "due/" + Pad(d.next_ms) + "/" + d.id; }
 std::string DueValue(const Delivery& d) { return d.partition >= 0 ? std::to_string(d.partition) : ""; }
+bool Finished(const Delivery& d) { return d.state != "pending"; }
+// Index of finished deliveries by the time they finished (older records: their last due time).
+std::string FinKey(const Delivery& d) {
+  return "fin/" + Pad(d.finished_ms > 0 ? d.finished_ms : d.next_ms) + "/" + d.id;
+}
+constexpr char kFinIndexMarker[] = "meta/fin_index";
 
 // Progress order of two states of one delivery (fax.webhook-deliveries): terminal beats pending,
 // then more attempts beat fewer. True when `incoming` is strictly further than `local`.
@@ -170,10 +178,33 @@ Result<std::unique_ptr<NotifyStore>> NotifyStore::Open(const std::string& path) 
   FF_RETURN_IF_ERROR(FromRocks(s, "open " + path));
   std::unique_ptr<NotifyStore> store(new NotifyStore());
   store->db_.reset(raw);
+  FF_RETURN_IF_ERROR(store->IndexFinished());
   return store;
 }
 
 NotifyStore::~NotifyStore() = default;
+
+Status NotifyStore::IndexFinished() {
+  std::string marker;
+  auto s = db_->Get(rocksdb::ReadOptions(), kFinIndexMarker, &marker);
+  if (s.ok()) return Status::Ok();
+  if (!s.IsNotFound()) return FromRocks(s, "get fin index marker");
+  // A store written before the fin/ index: index its finished deliveries once.
+  rocksdb::WriteBatch b;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek("dl/"); it->Valid() && it->key().starts_with("dl/"); it->Next()) {
+    try {
+      const Delivery d = DeliveryFrom(json::parse(it->value().ToString()));
+      if (Finished(d)) b.Put(FinKey(d), DueValue(d));
+    } catch (const std::exception& e) {
+      return Status::Fatal(Code::kCorruption,
+                           "notify store: bad delivery " + it->key().ToString() + ": " + e.what());
+    }
+  }
+  FF_RETURN_IF_ERROR(FromRocks(it->status(), "scan deliveries"));
+  b.Put(kFinIndexMarker, "1");
+  return FromRocks(db_->Write(Synced(), &b), "index finished deliveries");
+}
 
 void NotifyStore::SetMirror(Mirror mirror) { mirror_ = std::move(mirror); }
 
@@ -236,6 +267,16 @@ Result<size_t> NotifyStore::PublishDeliveries(size_t limit) {
 
 Status NotifyStore::ApplyMirrored(const std::string& key, const std::string& value) {
   if (key.rfind("dl/", 0) == 0) {
+    if (value.empty()) {
+      // A tombstone: the owner of the delivery's partition pruned it (PruneFinished).
+      std::lock_guard lock(mu_);
+      FF_ASSIGN_OR_RETURN(auto local, GetDelivery(key.substr(3)));
+      rocksdb::WriteBatch b;
+      b.Delete(key);
+      b.Delete("dout/" + key.substr(3));
+      if (local) b.Delete(Finished(*local) ? FinKey(*local) : DueKey(*local));
+      return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "apply tombstone " + key);
+    }
     // A delivery's state from any node (fax.webhook-deliveries): kept when it is further than
     // the local copy, with its due index entry (the owner of its partition continues it).
     Delivery in;
@@ -253,6 +294,7 @@ Status NotifyStore::ApplyMirrored(const std::string& key, const std::string& val
     if (local && local->state == "pending") b.Delete(DueKey(*local));
     b.Put(key, ToJson(in).dump());
     if (in.state == "pending") b.Put(DueKey(in), DueValue(in));
+    if (Finished(in)) b.Put(FinKey(in), DueValue(in));
     // Not synced (like the log): the topic is the durable copy, re-read at every start.
     return FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "apply " + key);
   }
@@ -408,12 +450,14 @@ Status NotifyStore::RecordAttempt(const Delivery& before, const Delivery& after,
     const std::string value = ToJson(after).dump();
     b.Put("dl/" + after.id, value);
     if (after.state == "pending") b.Put(DueKey(after), DueValue(after));
+    if (Finished(after)) b.Put(FinKey(after), DueValue(after));
     if (delivery_mirror_) b.Put("dout/" + after.id, value);  // published by PublishDeliveries
   } else if (Further(after, current)) {
     if (current.state == "pending") b.Delete(DueKey(current));
     const std::string value = ToJson(after).dump();
     b.Put("dl/" + after.id, value);
     if (after.state == "pending") b.Put(DueKey(after), DueValue(after));
+    if (Finished(after)) b.Put(FinKey(after), DueValue(after));
     b.Put("dout/" + after.id, value);
   }
   const std::string log_key =
@@ -452,6 +496,52 @@ Result<int64_t> NotifyStore::PendingCount(const PartitionFilter& take) {
   }
   FF_RETURN_IF_ERROR(FromRocks(it->status(), "count due"));
   return n;
+}
+
+Result<size_t> NotifyStore::PruneFinished(int64_t finished_before_ms, size_t limit,
+                                          const PartitionFilter& take) {
+  if (limit == 0) return size_t{0};
+  // One publisher of fax.webhook-deliveries at a time: a tombstone never overtakes a state of the
+  // same delivery still being published from the outbox.
+  std::lock_guard publishing(publish_delivery_mu_);
+  std::vector<std::pair<std::string, std::string>> candidates;  // fin key, delivery id
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    const std::string end = "fin/" + Pad(finished_before_ms);  // strictly before: "fin/<ms>/" > end
+    size_t scanned = 0;
+    for (it->Seek("fin/");
+         it->Valid() && it->key().starts_with("fin/") && candidates.size() < limit && scanned < 8 * limit;
+         it->Next(), ++scanned) {
+      const std::string key = it->key().ToString();
+      if (key >= end) break;
+      std::string id = key.substr(key.rfind('/') + 1);
+      if (take && !take(DuePartition(it->value()), id)) continue;  // another node's partition
+      candidates.emplace_back(key, std::move(id));
+    }
+    FF_RETURN_IF_ERROR(FromRocks(it->status(), "scan finished"));
+  }
+  if (candidates.empty()) return size_t{0};
+  std::vector<std::pair<std::string, std::string>> tombstones;  // the finished ones: removed
+  for (const auto& [fin_key, id] : candidates) {
+    FF_ASSIGN_OR_RETURN(auto d, GetDelivery(id));
+    if (d && Finished(*d)) tombstones.emplace_back("dl/" + id, "");
+  }
+  if (delivery_mirror_ && !tombstones.empty())
+    FF_RETURN_IF_ERROR(
+        delivery_mirror_(tombstones).WithContext("publishing tombstones to fax.webhook-deliveries"));
+  // The local copies (this node's follower may already have applied some of the tombstones).
+  std::lock_guard lock(mu_);
+  rocksdb::WriteBatch b;
+  for (const auto& [fin_key, id] : candidates) {
+    FF_ASSIGN_OR_RETURN(auto d, GetDelivery(id));
+    b.Delete(fin_key);                  // stale entries (delivery gone) go too
+    if (!d || !Finished(*d)) continue;  // never a pending one (a finished one never becomes pending)
+    b.Delete("dl/" + id);
+    b.Delete("dout/" + id);
+    if (FinKey(*d) != fin_key) b.Delete(FinKey(*d));
+  }
+  FF_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &b), "prune finished deliveries"));
+  return tombstones.size();
 }
 
 }  // namespace faxflow::notify

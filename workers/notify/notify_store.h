@@ -4,6 +4,9 @@
 //   cb/<fax id>                  callback_url and tenant of a fax (from its Submission)
 //   dl/<delivery id>             Delivery: one event for one target, with its retry state
 //   due/<next ms>/<delivery id>  index of pending deliveries by due time
+//   fin/<finished ms>/<delivery id>  index of finished (delivered, dead) deliveries by the time
+//                                they finished, for pruning (PruneFinished); value as due/
+//   meta/fin_index               marker: the fin/ index covers every finished delivery
 //   log/<target>/<ms>/<id>/<n>   delivery log: one entry per attempt (GET .../endpoints/{id})
 //   lout/<log key>               outbox: a log entry of this node not yet published to
 //                                fax.webhook-log (only with a log mirror, several gateway nodes)
@@ -68,6 +71,9 @@ struct Delivery {
   // progress published in-process). With several gateway nodes, the node owning this partition
   // makes the delivery's attempts, so a pending delivery moves with its partition.
   int32_t partition = -1;
+  // When the delivery finished (delivered or dead); 0 while pending, and in records written
+  // before this field existed (then next_ms, the due time of its last attempt, stands in).
+  int64_t finished_ms = 0;
 };
 
 struct LogEntry {
@@ -148,8 +154,20 @@ class NotifyStore {
   Result<std::vector<LogEntry>> Log(const std::string& target, size_t limit);
   Result<int64_t> PendingCount(const PartitionFilter& take = nullptr);
 
+  // Retention of finished deliveries (docs/webhooks.md): removes up to `limit` deliveries that
+  // finished (delivered or dead) before `finished_before_ms` and whose partition `take` accepts
+  // (null: all). A pending delivery is never removed. With a delivery mirror (several gateway
+  // nodes) each removal is first published as a tombstone (key "dl/<id>", empty value) to
+  // fax.webhook-deliveries, and the local copy is deleted only once that succeeded; every other
+  // node deletes its copy when it applies the tombstone (ApplyMirrored). The delivery log
+  // ("log/...") is not touched. Scans at most 8 * limit index entries. Returns how many it removed.
+  Result<size_t> PruneFinished(int64_t finished_before_ms, size_t limit,
+                               const PartitionFilter& take = nullptr);
+
  private:
   NotifyStore() = default;
+  // Builds the fin/ index for stores written before it existed (once, at Open).
+  Status IndexFinished();
   Status Mirrored(const std::string& key, const std::string& value);
   std::unique_ptr<rocksdb::DB> db_;
   Mirror mirror_;

@@ -4,6 +4,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/time_format.h"
+
 namespace faxflow {
 namespace {
 
@@ -111,13 +113,6 @@ std::string RenderCoverPage(const v1::CoverPage& cover, const std::vector<std::s
   return ps.str();
 }
 
-std::string CoverDate(int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
-}
+std::string CoverDate(int64_t ms) { return FormatUtc(ms, "%Y-%m-%d %H:%M UTC"); }
 
 }  // namespace faxflow

@@ -1,12 +1,13 @@
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/ids.h"
 #include "common/status.h"
+#include "common/time_format.h"
 
 namespace faxflow {
 namespace {
@@ -38,7 +39,8 @@ TEST(ConfigTest, DefaultsAreDocumentedAndParse) {
   EXPECT_EQ(c.modem_channels, 4);
   for (const auto& k : ConfigKeys()) {
     EXPECT_FALSE(k.doc.empty()) << k.name;
-    EXPECT_EQ(GetConfigValue(c, k.name).value_or("<missing>").empty() && !k.default_value.empty(), false) << k.name;
+    EXPECT_EQ(GetConfigValue(c, k.name).value_or("<missing>").empty() && !k.default_value.empty(), false)
+        << k.name;
   }
   EXPECT_NE(ConfigReferenceMarkdown().find("`modem.channels`"), std::string::npos);
 }
@@ -53,19 +55,21 @@ TEST(ConfigTest, LayersFileEnvironmentAndOverrides) {
   auto c = LoadConfig(path, {{"modem.channels", "16"}});
   unsetenv("FAXFLOW_IMAGING_WORKERS");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  EXPECT_EQ(c->modem_channels, 16);             // override beats file
-  EXPECT_EQ(c->gateway_listen, "0.0.0.0:9000");  // dotted key in the file
-  EXPECT_EQ(c->imaging_workers, 3);             // environment
+  EXPECT_EQ(c->modem_channels, 16);                                    // override beats file
+  EXPECT_EQ(c->gateway_listen, "0.0.0.0:9000");                        // dotted key in the file
+  EXPECT_EQ(c->imaging_workers, 3);                                    // environment
   EXPECT_EQ(c->kafka_properties.at("security.protocol"), "SASL_SSL");  // passthrough
   EXPECT_EQ(c->sim_received_dir, c->data_dir + "/received");
 }
 
 TEST(ConfigTest, BadValuesAreTypedErrors) {
-  EXPECT_EQ(LoadConfig(std::nullopt, {{"modem.channels", "many"}}, false).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(LoadConfig(std::nullopt, {{"modem.channels", "many"}}, false).status().code(),
+            Code::kInvalidArgument);
   EXPECT_EQ(LoadConfig(std::nullopt, {{"no.such.key", "1"}}, false).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(LoadConfig(std::nullopt, {{"bus.backend", "carrier-pigeon"}}, false).status().code(),
             Code::kInvalidArgument);
-  EXPECT_EQ(LoadConfig(std::string("/nonexistent/faxflow.yaml"), {}, false).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(LoadConfig(std::string("/nonexistent/faxflow.yaml"), {}, false).status().code(),
+            Code::kInvalidArgument);
 }
 
 TEST(IdsTest, SortByTimeAndValidate) {
@@ -86,6 +90,14 @@ TEST(ClockTest, ManualClockWakesSleepers) {
   clock.Advance(std::chrono::seconds(20));
   sleeper.join();
   EXPECT_GE(clock.Monotonic(), deadline);
+}
+
+TEST(ClockTest, FormatUtcForReportsCoversAndWebhooks) {
+  const int64_t ms = 1795352583042;  // 2026-11-22 13:03:03.042 UTC
+  EXPECT_EQ(FormatUtc(ms), "2026-11-22 13:03:03 UTC");
+  EXPECT_EQ(FormatUtc(ms, "%Y-%m-%d %H:%M UTC"), "2026-11-22 13:03 UTC");
+  EXPECT_EQ(FormatUtc(ms, "%Y-%m-%dT%H:%M:%S.%f") + "Z", "2026-11-22T13:03:03.042Z");
+  EXPECT_EQ(FormatUtc(7, "%H:%M:%S.%f"), "00:00:00.007");
 }
 
 }  // namespace

@@ -53,15 +53,6 @@ std::string ReasonName(int reason) {
              : "unknown";
 }
 
-std::string FormatUtc(int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
 Thumbnail MakeThumbnail(const pages::Bitmap& page, uint32_t target_width) {
   Thumbnail t;
   if (page.width == 0 || page.length == 0 || target_width == 0) return t;

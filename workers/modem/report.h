@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/time_format.h"
 #include "common/status.h"
 #include "pages/pages.h"
 #include "schemas/common.pb.h"
@@ -53,8 +54,6 @@ std::string ReportJson(const ReportInput& in);
 // A valid one-page PDF 1.4 document.
 std::string ReportPdf(const ReportInput& in);
 
-// "2026-11-22 07:03:03 UTC"
-std::string FormatUtc(int64_t ms);
 // "delivered", "busy" (lowercase enum names without prefix)
 std::string StateName(int state);
 std::string ReasonName(int reason);

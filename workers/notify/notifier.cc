@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "common/time_format.h"
 #include "schemas/event.pb.h"
 #include "schemas/submission.pb.h"
 #include "storage/status_store.h"
@@ -20,16 +21,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string Iso8601(int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  return out;
-}
+std::string Iso8601(int64_t ms) { return FormatUtc(ms, "%Y-%m-%dT%H:%M:%S.%f") + "Z"; }
 
 // msg_ + 24 hex chars of sha256(event id | target): stable across redeliveries and retries.
 std::string DeliveryId(const std::string& event_id, const std::string& target) {

@@ -521,7 +521,7 @@ void RunBlob() {
     std::vector<std::string> ids;
     for (size_t i = 0; i < c.n; ++i) {
       pages.push_back(p.Payload(i, kPage));
-      ids.push_back(Sha256Hex(pages.back()));
+      ids.push_back(BlobId(pages.back()));
     }
     BlobRates best_ff, best_raw;
     for (int r = 0; r < Reps(); ++r) {

@@ -123,7 +123,7 @@ void BlobServer::Routes() {
   srv.Put(kBlobsPath, [this](const httplib::Request& req, httplib::Response& res) {
     // 201 for content new to the store, 200 when it was already there (the Put only refreshed
     // its retention time). A concurrent Put of the same content may make both answer 201.
-    auto existed = store_.Exists(Sha256Hex(req.body));
+    auto existed = store_.Exists(BlobId(req.body));
     if (!existed.ok()) return SendError(res, HttpStatusFor(existed.status()), existed.status());
     auto id = store_.Put(req.body);
     if (!id.ok()) return SendError(res, HttpStatusFor(id.status()), id.status());
@@ -290,7 +290,7 @@ class HttpBlobStore final : public BlobStore {
   }
 
   Result<std::string> Put(std::string_view content) override {
-    const std::string expected = Sha256Hex(content);
+    const std::string expected = BlobId(content);
     const std::string path = prefix_ + kBlobsPath;
     FF_ASSIGN_OR_RETURN(httplib::Response res, Call("put blob", /*with_body=*/true, [&](httplib::Client& c) {
       return c.Put(path.c_str(), content.data(), content.size(), kOctetStream);
@@ -303,7 +303,7 @@ class HttpBlobStore final : public BlobStore {
     std::string id = j["id"].get<std::string>();
     if (id != expected) {
       return Status::Fatal(Code::kCorruption,
-                           "put blob: blob server returned id " + id.substr(0, 80) + " for content with SHA-256 " + expected);
+                           "put blob: blob server returned id " + id.substr(0, 80) + " for content with BLAKE3 id " + expected);
     }
     return id;
   }
@@ -314,7 +314,7 @@ class HttpBlobStore final : public BlobStore {
     FF_ASSIGN_OR_RETURN(httplib::Response res,
                         Call("get blob", /*with_body=*/false, [&](httplib::Client& c) { return c.Get(path.c_str()); }));
     if (res.status != 200) return StatusFromHttp("get blob " + std::string(id), res);
-    if (Sha256Hex(res.body) != id) {
+    if (BlobId(res.body) != id) {
       return Status::Fatal(Code::kCorruption, "get blob " + std::string(id) + ": content from the blob server (" +
                                                   std::to_string(res.body.size()) + " bytes) does not match its id");
     }

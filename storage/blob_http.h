@@ -6,7 +6,7 @@
 // which implements the same BlobStore interface (blob_store.h) over HTTP.
 //
 // Wire protocol (docs/storage.md, "Shared blob server"):
-//   PUT  /v1/blobs        body = content -> 201 (new) / 200 (already stored) {"id": "<sha256>"}
+//   PUT  /v1/blobs        body = content -> 201 (new) / 200 (already stored) {"id": "<blake3>"}
 //   GET  /v1/blobs/{id}   -> 200 application/octet-stream | 404 absent | 400 malformed id
 //   HEAD /v1/blobs/{id}   -> 200 | 404 | 400 (no body)
 //   GET  /healthz         -> 200 "ok" (never needs the token)
@@ -15,7 +15,7 @@
 // (401 otherwise).
 //
 // Both sides verify content addresses: the client checks the id the server returns for a Put and
-// the SHA-256 of every body it gets, so neither a faulty server nor a damaged transfer can hand a
+// the BLAKE3 id of every body it gets, so neither a faulty server nor a damaged transfer can hand a
 // worker the wrong page.
 #pragma once
 
@@ -112,7 +112,7 @@ struct HttpBlobStoreOptions {
 // Error mapping of the returned store:
 //   unreachable, timeouts, 502/503/504 after the retries -> kUnavailable (retryable)
 //   404 -> kNotFound (permanent); 400 -> kInvalidArgument (permanent); 401 -> kUnauthenticated
-//   (permanent); 413 -> kResourceExhausted (permanent); content or id not matching its SHA-256
+//   (permanent); 413 -> kResourceExhausted (permanent); content or id not matching its BLAKE3 id
 //   (from the server, or checked here) -> kCorruption (fatal); other 5xx -> kUnavailable.
 // CollectGarbage -> kFailedPrecondition (permanent): run GC on the blob server's own store.
 // Threading: thread-safe; each call borrows a connection from a small pool.

@@ -40,7 +40,7 @@ Result<BlobInfo> DecodeMeta(std::string_view id, std::string_view value) {
 Status InvalidId(std::string_view id) {
   std::string shown(id.substr(0, 80));
   return Status::Permanent(Code::kInvalidArgument,
-                           "blob id must be 64 lowercase hex characters (SHA-256), got \"" + shown + "\"");
+                           "blob id must be 64 lowercase hex characters (BLAKE3), got \"" + shown + "\"");
 }
 
 }  // namespace
@@ -103,7 +103,7 @@ RocksBlobStore::~RocksBlobStore() = default;
 
 Result<std::string> RocksBlobStore::Put(std::string_view content) {
   const auto start = std::chrono::steady_clock::now();
-  std::string id = Sha256Hex(content);
+  std::string id = BlobId(content);
   Result<std::string> result = [&] {
     std::lock_guard<std::mutex> lock(locks_.For(id));
     return PutLocked(id, content);
@@ -172,10 +172,10 @@ Result<std::string> RocksBlobStore::Get(std::string_view id) {
     return FromRocks(s, "blob store: get " + std::string(id));
   }
   std::string content(value.data(), value.size());
-  if (options_.verify_on_get && Sha256Hex(content) != id) {
+  if (options_.verify_on_get && BlobId(content) != id) {
     if (metrics_ != nullptr) metrics_->blob_gets_corrupt.Increment();
     return Status::Fatal(Code::kCorruption,
-                         "blob " + std::string(id) + ": stored content does not match its SHA-256");
+                         "blob " + std::string(id) + ": stored content does not match its BLAKE3 id");
   }
   if (metrics_ != nullptr) metrics_->blob_gets_ok.Increment();
   return content;

@@ -108,7 +108,7 @@ TEST(BlobHttpTest, BinaryContentRoundTripsAndLandsInTheServersStore) {
   for (const std::string& content : contents) {
     auto id = client->Put(content);
     ASSERT_TRUE(id.ok()) << id.status().ToString();
-    EXPECT_EQ(*id, Sha256Hex(content));
+    EXPECT_EQ(*id, BlobId(content));
     auto got = client->Get(*id);
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     EXPECT_EQ(got->size(), content.size());
@@ -135,7 +135,7 @@ TEST(BlobHttpTest, IdenticalContentIsStoredOnce) {
   ASSERT_TRUE(second);
   EXPECT_EQ(second->status, 200);
   EXPECT_EQ(first->body, second->body);
-  EXPECT_NE(first->body.find(Sha256Hex(page)), std::string::npos) << first->body;
+  EXPECT_NE(first->body.find(BlobId(page)), std::string::npos) << first->body;
 
   auto a = client->Put(page);
   auto b = client->Put(page);
@@ -157,7 +157,7 @@ TEST(BlobHttpTest, ExistsAndNotFound) {
   ASSERT_TRUE(yes.ok()) << yes.status().ToString();
   EXPECT_TRUE(*yes);
 
-  const std::string absent = Sha256Hex("never put");
+  const std::string absent = BlobId("never put");
   auto no = client->Exists(absent);
   ASSERT_TRUE(no.ok()) << no.status().ToString();
   EXPECT_FALSE(*no);
@@ -172,7 +172,7 @@ TEST(BlobHttpTest, MalformedIdIsInvalidArgument) {
   BlobServerFixture f;
   auto client = f.Client();
   ASSERT_NE(client, nullptr);
-  std::string upper = Sha256Hex("x");
+  std::string upper = BlobId("x");
   for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   for (const std::string& bad : {std::string("abc"), upper, std::string("../../etc/passwd"), std::string()}) {
     auto got = client->Get(bad);
@@ -205,14 +205,14 @@ TEST(BlobHttpTest, TokenIsRequiredWhenConfigured) {
     ASSERT_FALSE(put.ok()) << "token '" << token << "'";
     EXPECT_EQ(put.status().code(), Code::kUnauthenticated);
     EXPECT_TRUE(put.status().permanent());
-    auto get = client->Get(Sha256Hex("needs auth"));
+    auto get = client->Get(BlobId("needs auth"));
     ASSERT_FALSE(get.ok());
     EXPECT_EQ(get.status().code(), Code::kUnauthenticated);
-    auto exists = client->Exists(Sha256Hex("needs auth"));
+    auto exists = client->Exists(BlobId("needs auth"));
     ASSERT_FALSE(exists.ok());
     EXPECT_EQ(exists.status().code(), Code::kUnauthenticated);
   }
-  auto exists_direct = f.store().Exists(Sha256Hex("needs auth"));
+  auto exists_direct = f.store().Exists(BlobId("needs auth"));
   ASSERT_TRUE(exists_direct.ok());
   EXPECT_FALSE(*exists_direct) << "an unauthenticated Put reached the store";
 
@@ -274,10 +274,10 @@ TEST(BlobHttpTest, ServerDownIsUnavailableAfterBoundedRetries) {
   EXPECT_LT(elapsed, 3s);
   EXPECT_EQ(waits, (std::vector<int64_t>{20, 40, 50}));  // 3 retries, doubling, capped
 
-  auto get = (*client)->Get(Sha256Hex("x"));
+  auto get = (*client)->Get(BlobId("x"));
   ASSERT_FALSE(get.ok());
   EXPECT_EQ(get.status().code(), Code::kUnavailable);
-  auto exists = (*client)->Exists(Sha256Hex("x"));
+  auto exists = (*client)->Exists(BlobId("x"));
   ASSERT_FALSE(exists.ok());
   EXPECT_EQ(exists.status().code(), Code::kUnavailable);
   EXPECT_FALSE(PingBlobServer(o).ok());
@@ -307,7 +307,7 @@ TEST(BlobHttpTest, RetriesBridgeAServerRestart) {
   ASSERT_TRUE(client.ok());
   auto id = (*client)->Put("after restart");
   ASSERT_TRUE(id.ok()) << id.status().ToString();
-  EXPECT_EQ(*id, Sha256Hex("after restart"));
+  EXPECT_EQ(*id, BlobId("after restart"));
 }
 
 // A server that lies: wrong ids for PUT, wrong bytes for GET, and 503 on HEAD.
@@ -316,7 +316,7 @@ class TamperingServer {
   TamperingServer() {
     srv_.Put("/v1/blobs", [](const httplib::Request&, httplib::Response& res) {
       res.status = 201;
-      res.set_content("{\"id\": \"" + Sha256Hex("something else") + "\"}", "application/json");
+      res.set_content("{\"id\": \"" + BlobId("something else") + "\"}", "application/json");
     });
     srv_.Get(R"(/v1/blobs/([0-9a-f]+))", [this](const httplib::Request& req, httplib::Response& res) {
       if (req.method == "HEAD") {
@@ -324,7 +324,7 @@ class TamperingServer {
         res.status = 503;
         return;
       }
-      if (req.matches[1] == Sha256Hex("flagged")) {
+      if (req.matches[1] == BlobId("flagged")) {
         res.status = 500;
         res.set_content(R"({"code":"corruption","severity":"fatal","message":"checksum mismatch"})",
                         "application/json");
@@ -365,18 +365,18 @@ TEST(BlobHttpTest, TamperingServerIsCorruption) {
   EXPECT_EQ(put.status().code(), Code::kCorruption);
   EXPECT_TRUE(put.status().fatal());
 
-  auto get = (*client)->Get(Sha256Hex("my page"));
+  auto get = (*client)->Get(BlobId("my page"));
   ASSERT_FALSE(get.ok());
   EXPECT_EQ(get.status().code(), Code::kCorruption);
   EXPECT_TRUE(get.status().fatal());
 
-  auto flagged = (*client)->Get(Sha256Hex("flagged"));
+  auto flagged = (*client)->Get(BlobId("flagged"));
   ASSERT_FALSE(flagged.ok());
   EXPECT_EQ(flagged.status().code(), Code::kCorruption) << flagged.status().ToString();
   EXPECT_TRUE(flagged.status().fatal());
 
   // 503 is retried (1 + 2 retries), then reported as retryable.
-  auto exists = (*client)->Exists(Sha256Hex("my page"));
+  auto exists = (*client)->Exists(BlobId("my page"));
   ASSERT_FALSE(exists.ok());
   EXPECT_EQ(exists.status().code(), Code::kUnavailable);
   EXPECT_TRUE(exists.status().retryable());
@@ -423,7 +423,7 @@ TEST(BlobHttpTest, ConcurrentPutGetFromEightThreads) {
         const uint32_t seed = (i % 2 == 0) ? static_cast<uint32_t>(i) : static_cast<uint32_t>(1000 + t * 100 + i);
         const std::string content = RandomBytes(20 * 1024 + static_cast<size_t>(i), seed);
         auto id = client->Put(content);
-        if (!id.ok() || *id != Sha256Hex(content)) {
+        if (!id.ok() || *id != BlobId(content)) {
           ++failures;
           ADD_FAILURE() << "put: " << id.status().ToString();
           continue;
@@ -451,7 +451,7 @@ TEST(BlobHttpTest, MetricsCountRequestsByMethodAndCode) {
   auto client = f.Client();
   ASSERT_TRUE(client->Put("m").ok());
   ASSERT_TRUE(client->Put("m").ok());
-  ASSERT_FALSE(client->Get(Sha256Hex("absent")).ok());
+  ASSERT_FALSE(client->Get(BlobId("absent")).ok());
   // httplib counts a request (its logger hook) just after the answer went out: await it.
   const std::vector<std::string> expected = {
       R"(faxflow_blob_server_requests_total{code="201",method="PUT"} 1)",
@@ -533,7 +533,7 @@ TEST(BlobHttpTest, PathPrefixInUrlIsHonoured) {
   std::atomic<int> hits{0};
   proxy.Get(R"(/blobs/v1/blobs/([0-9a-f]{64}))", [&](const httplib::Request& req, httplib::Response& res) {
     ++hits;
-    res.status = req.matches[1] == Sha256Hex("via proxy") ? 200 : 404;
+    res.status = req.matches[1] == BlobId("via proxy") ? 200 : 404;
   });
   const int port = proxy.bind_to_any_port("127.0.0.1");
   std::thread th([&] { proxy.listen_after_bind(); });
@@ -543,7 +543,7 @@ TEST(BlobHttpTest, PathPrefixInUrlIsHonoured) {
   auto c = OpenHttpBlobStore(o);
   ASSERT_TRUE(c.ok());
   std::unique_ptr<BlobStore> store = std::move(*c);
-  auto e = store->Exists(Sha256Hex("via proxy"));
+  auto e = store->Exists(BlobId("via proxy"));
   store.reset();  // closes the kept-alive connection so stop() need not wait for its timeout
   proxy.stop();
   th.join();

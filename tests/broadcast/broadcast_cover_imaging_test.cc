@@ -79,7 +79,7 @@ TEST_F(BroadcastCoverImagingTest, OwnCoverFirstSharedPagesOnceBadCoverFailsOnlyI
   const std::string doc = Put(TwoPagePostScript());
   const std::string alice = Put(Cover("Alice")), bob = Put(Cover("Bob")), carol = Put(Cover("Carol"));
   const std::string bad = Put(TwoPagePostScript() + "%% a 2-page cover: invalid\n");
-  const std::string missing = Sha256Hex("never stored");
+  const std::string missing = BlobId("never stored");
 
   // Chunk 0: the document and five recipients: Alice twice, Bob, a 2-page cover, a missing cover.
   v1::Submission c0 = Make("fax_c0", {alice, bob, alice, bad, missing});

@@ -184,7 +184,7 @@ TEST_F(SubmissionServiceTest, AcceptedMeansDurableOnTheBusAndVisible) {
   EXPECT_EQ(sub.recipients_size(), 2);
   EXPECT_EQ(sub.recipients(1).number(), "+16502530000");
   EXPECT_EQ(sub.options().resolution(), v1::RESOLUTION_FINE);
-  EXPECT_EQ(sub.documents(0).blob_id(), Sha256Hex("%PDF-1.4 tiny"));
+  EXPECT_EQ(sub.documents(0).blob_id(), BlobId("%PDF-1.4 tiny"));
   EXPECT_TRUE(*blobs_->Exists(sub.documents(0).blob_id()));
   auto st = status_->Get(sub.fax_id());
   ASSERT_TRUE(st.ok() && st->has_value());

@@ -319,7 +319,7 @@ TEST_F(IngestTest, Base64ContentIsStoredAsABlob) {
   Produce("b64", R"({"to":["+15550100000"],"documents":[{"content_base64":"SW52b2ljZSA0MgpQbGVhc2UgcGF5Lgo=","filename":"i.txt"}]})");
   auto subs = AwaitSubmissions(1);
   ASSERT_EQ(subs.size(), 1u);
-  EXPECT_EQ(subs[0].documents(0).blob_id(), Sha256Hex(kText));
+  EXPECT_EQ(subs[0].documents(0).blob_id(), BlobId(kText));
   EXPECT_EQ(*blobs_->Get(subs[0].documents(0).blob_id()), kText);
   EXPECT_EQ(subs[0].documents(0).filename(), "i.txt");
 }
@@ -333,7 +333,7 @@ TEST_F(IngestTest, UrlDocumentIsFetchedFollowingRedirectsAndRetriedWhenTransient
   auto subs = AwaitSubmissions(3);
   ASSERT_EQ(subs.size(), 3u);
   for (const auto& s : subs) {
-    EXPECT_EQ(s.documents(0).blob_id(), Sha256Hex(kText));
+    EXPECT_EQ(s.documents(0).blob_id(), BlobId(kText));
     EXPECT_EQ(s.documents(0).content_type(), "text/plain");
   }
   // The three records sit on different partitions: their submissions come in any order.
@@ -374,7 +374,7 @@ TEST_F(IngestTest, MalformedRecordsAreDeadLetteredWithTheOriginalAndTheConsumerK
        "url unreachable"},
       {"oversized", R"({"to":["+15550100000"],"documents":[{"content_base64":")" + std::string(80 << 10, 'A') + R"("}]})",
        "record too large"},
-      {"unknown-blob", R"({"to":["+15550100000"],"documents":[{"blob_id":")" + Sha256Hex("never stored") + R"("}]})",
+      {"unknown-blob", R"({"to":["+15550100000"],"documents":[{"blob_id":")" + BlobId("never stored") + R"("}]})",
        "unknown blob"},
       {"bad-base64", R"({"to":["+15550100000"],"documents":[{"content_base64":"!!!"}]})", "invalid base64"},
       {"two-sources", R"({"to":["+15550100000"],"documents":[{"blob_id":")" + blob + R"(","url":"http://a/b"}]})",

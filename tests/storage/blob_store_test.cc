@@ -53,11 +53,34 @@ TEST(Sha256HexTest, MatchesKnownVectors) {
             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
-TEST(IsBlobIdTest, AcceptsOnlyLowercaseHexSha256) {
-  EXPECT_TRUE(IsBlobId(Sha256Hex("abc")));
+// Reference values from an independent implementation (the `blake3` Python package, Rust core);
+// the 50 KB input crosses the chunk and SIMD-lane boundaries the short ones do not.
+TEST(BlobIdTest, IsLowercaseHexBlake3) {
+  EXPECT_EQ(BlobId(""), "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262");
+  EXPECT_EQ(BlobId("abc"), "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85");
+  EXPECT_EQ(BlobId(std::string(1000000, 'a')), "616f575a1b58d4c9797d4217b9730ae5e6eb319d76edef6549b46f4efe31ff8b");
+  std::string page;
+  for (int r = 0; r < 204; ++r) {
+    for (int b = 0; b < 251; ++b) page.push_back(static_cast<char>(b));
+  }
+  ASSERT_EQ(page.size(), 51204u);
+  EXPECT_EQ(BlobId(page), "cb2e68cdf37bc5cdf65d99331aacc786ca5d21007bff299fa30016115c9aa0c5");
+  EXPECT_NE(BlobId("abc"), Sha256Hex("abc"));
+}
+
+TEST_F(BlobStoreTest, PutReturnsTheBlake3IdOfTheContent) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto id = store->Put("%PDF-1.4 tiny");
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(*id, BlobId("%PDF-1.4 tiny"));
+}
+
+TEST(IsBlobIdTest, AcceptsOnlyLowercaseHex64) {
+  EXPECT_TRUE(IsBlobId(BlobId("abc")));
   EXPECT_FALSE(IsBlobId("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"));
-  EXPECT_FALSE(IsBlobId(Sha256Hex("abc").substr(1)));
-  EXPECT_FALSE(IsBlobId(Sha256Hex("abc") + "0"));
+  EXPECT_FALSE(IsBlobId(BlobId("abc").substr(1)));
+  EXPECT_FALSE(IsBlobId(BlobId("abc") + "0"));
   EXPECT_FALSE(IsBlobId(std::string(63, 'a') + "g"));
   EXPECT_FALSE(IsBlobId(""));
   EXPECT_FALSE(IsBlobId("../../etc/passwd"));
@@ -78,7 +101,7 @@ TEST_F(BlobStoreTest, RoundTripsBinaryContentOfEverySize) {
   for (const std::string& content : contents) {
     auto id = store->Put(content);
     ASSERT_TRUE(id.ok()) << id.status().ToString();
-    EXPECT_EQ(*id, Sha256Hex(content));
+    EXPECT_EQ(*id, BlobId(content));
     auto exists = store->Exists(*id);
     ASSERT_TRUE(exists.ok());
     EXPECT_TRUE(*exists);
@@ -90,7 +113,7 @@ TEST_F(BlobStoreTest, RoundTripsBinaryContentOfEverySize) {
   // Still readable once everything is in SST and blob files.
   ASSERT_TRUE(store->Flush().ok());
   for (const std::string& content : contents) {
-    auto got = store->Get(Sha256Hex(content));
+    auto got = store->Get(BlobId(content));
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     EXPECT_TRUE(*got == content);
   }
@@ -109,7 +132,7 @@ TEST_F(BlobStoreTest, IdenticalContentIsStoredOnce) {
     threads.emplace_back([&] {
       for (int i = 0; i < 5; ++i) {
         auto id = store->Put(page);
-        if (!id.ok() || *id != Sha256Hex(page)) failures.fetch_add(1);
+        if (!id.ok() || *id != BlobId(page)) failures.fetch_add(1);
       }
     });
   }
@@ -133,7 +156,7 @@ TEST_F(BlobStoreTest, IdenticalContentIsStoredOnce) {
 TEST_F(BlobStoreTest, InvalidIdsAreRejectedAsPermanentInvalidArgument) {
   auto store = Open();
   ASSERT_NE(store, nullptr);
-  const std::string valid = Sha256Hex("abc");
+  const std::string valid = BlobId("abc");
   std::string upper = valid;
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   for (const std::string& bad : {std::string("nope"), upper, valid.substr(0, 63), std::string("../x")}) {
@@ -152,7 +175,7 @@ TEST_F(BlobStoreTest, MissingBlobIsPermanentNotFound) {
   StorageMetrics metrics(registry);
   auto store = Open({}, &metrics);
   ASSERT_NE(store, nullptr);
-  const std::string id = Sha256Hex("never stored");
+  const std::string id = BlobId("never stored");
   auto got = store->Get(id);
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.status().code(), Code::kNotFound);
@@ -267,11 +290,11 @@ TEST_F(BlobStoreTest, GarbageCollectionDeletesOnlyOldUnreferencedBlobs) {
   ASSERT_TRUE(store->Put(recent).ok());
   now_ms_ = 6000;
   ASSERT_TRUE(store->Put(old_but_put_again).ok());  // refreshes its last put time
-  auto info = store->Info(Sha256Hex(old_but_put_again));
+  auto info = store->Info(BlobId(old_but_put_again));
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->last_put_ms, 6000);
 
-  const std::string referenced_id = Sha256Hex(old_referenced);
+  const std::string referenced_id = BlobId(old_referenced);
   std::set<std::string> asked;
   auto deleted = store->CollectGarbage(3000, [&](std::string_view id) {
     asked.insert(std::string(id));
@@ -280,16 +303,16 @@ TEST_F(BlobStoreTest, GarbageCollectionDeletesOnlyOldUnreferencedBlobs) {
   ASSERT_TRUE(deleted.ok()) << deleted.status().ToString();
   EXPECT_EQ(*deleted, 2);  // old_unreferenced and small_old
   // Only blobs older than the cutoff are offered to the predicate.
-  EXPECT_EQ(asked, (std::set<std::string>{Sha256Hex(old_unreferenced), referenced_id, Sha256Hex(small_old)}));
+  EXPECT_EQ(asked, (std::set<std::string>{BlobId(old_unreferenced), referenced_id, BlobId(small_old)}));
 
   for (const auto* gone : {&old_unreferenced, &small_old}) {
-    auto got = store->Get(Sha256Hex(*gone));
+    auto got = store->Get(BlobId(*gone));
     ASSERT_FALSE(got.ok());
     EXPECT_EQ(got.status().code(), Code::kNotFound);
-    EXPECT_FALSE(store->Exists(Sha256Hex(*gone)).value_or(true));
+    EXPECT_FALSE(store->Exists(BlobId(*gone)).value_or(true));
   }
   for (const auto* kept : {&old_referenced, &old_but_put_again, &recent}) {
-    auto got = store->Get(Sha256Hex(*kept));
+    auto got = store->Get(BlobId(*kept));
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     EXPECT_TRUE(*got == *kept);
   }
@@ -303,11 +326,11 @@ TEST_F(BlobStoreTest, GarbageCollectionDeletesOnlyOldUnreferencedBlobs) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, 0);
   ASSERT_TRUE(store->Put(old_unreferenced).ok());
-  auto got = store->Get(Sha256Hex(old_unreferenced));
+  auto got = store->Get(BlobId(old_unreferenced));
   ASSERT_TRUE(got.ok());
   EXPECT_TRUE(*got == old_unreferenced);
   ASSERT_TRUE(store->Compact().ok());
-  auto after_compaction = store->Get(Sha256Hex(recent));
+  auto after_compaction = store->Get(BlobId(recent));
   ASSERT_TRUE(after_compaction.ok());
   EXPECT_TRUE(*after_compaction == recent);
 }
@@ -330,7 +353,7 @@ TEST_F(BlobStoreTest, PutRacingGarbageCollectionNeverLosesAnAcknowledgedBlob) {
   ASSERT_TRUE(deleted.ok());
   EXPECT_GE(*deleted, 100);
   for (size_t i = 0; i < contents.size(); i += 2) {
-    auto got = store->Get(Sha256Hex(contents[i]));
+    auto got = store->Get(BlobId(contents[i]));
     ASSERT_TRUE(got.ok()) << "blob " << i << ": " << got.status().ToString();
   }
 }
@@ -347,7 +370,7 @@ TEST_F(BlobStoreTest, EveryAcknowledgedPutSurvivesKillMinus9) {
   for (const std::string& line : child.lines()) {
     const int i = std::stoi(line);
     const std::string content = ChildContentFor(i);
-    auto got = store->Get(Sha256Hex(content));
+    auto got = store->Get(BlobId(content));
     ASSERT_TRUE(got.ok()) << "acknowledged blob " << i << ": " << got.status().ToString();
     EXPECT_TRUE(*got == content);
   }
@@ -359,7 +382,7 @@ TEST(OpenRocksBlobStoreTest, ReturnsAWorkingInterfaceAndRejectsAMissingClock) {
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   auto id = (*store)->Put("abc");
   ASSERT_TRUE(id.ok());
-  EXPECT_EQ(*id, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(*id, "6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85");
   auto no_clock = OpenRocksBlobStore(dir.Sub("c"), {}, nullptr);
   ASSERT_FALSE(no_clock.ok());
   EXPECT_EQ(no_clock.status().code(), Code::kInvalidArgument);

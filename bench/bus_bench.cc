@@ -652,9 +652,15 @@ double RawKafkaTransactions(const std::string& topic, const std::vector<bus::Mes
                                                             {"client.id", "bench-raw-txn"},
                                                             {"transactional.id", id},
                                                             {"message.max.bytes", "25165824"},
-                                                            {"linger.ms", "0"}};  // as the backend
+                                                            {"linger.ms", "0"},  // as the backend
+                                                            {"retry.backoff.ms", "5"}};
   props.insert(props.end(), g_config.kafka_props.begin(), g_config.kafka_props.end());
   ConfPtr conf = RawConf(props);
+  // As the backend: a report callback lets commit_transaction's flush wake on the last
+  // acknowledgement instead of sleeping out 10 ms poll slices (docs/performance.md, K1).
+  DeliveryCounter deliveries;
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), RawDeliveryCallback);
+  rd_kafka_conf_set_opaque(conf.get(), &deliveries);
   char errstr[512];
   rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr, sizeof errstr);
   if (raw == nullptr) Die(std::string("rd_kafka_new txn: ") + errstr);
@@ -678,7 +684,9 @@ double RawKafkaTransactions(const std::string& topic, const std::vector<bus::Mes
     RawEnqueue(rk.get(), topic, m.key, m.value);
     check(rd_kafka_commit_transaction(rk.get(), 30000), "commit");
   }
-  return static_cast<double>(msgs.size()) / Seconds(start);
+  const double rate = static_cast<double>(msgs.size()) / Seconds(start);
+  if (deliveries.failed.load() != 0) Die("raw transactions: delivery failures");
+  return rate;
 }
 
 std::vector<bus::Message> KafkaMessages(const Payloads& p, const std::string& topic, size_t size, size_t n) {

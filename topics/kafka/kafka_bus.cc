@@ -605,19 +605,27 @@ class KafkaBus final : public Bus {
     // only delays the commit (bus_bench kafka.txn: 54 -> 79 txn/s with linger.ms=0 on a loaded
     // 2-core machine). Overridable with kafka.linger.ms.
     //
-    // retry.backoff.ms 20 (librdkafka: 100): a transaction begun right after the previous one
+    // retry.backoff.ms 5 (librdkafka: 100): a transaction begun right after the previous one
     // committed finds the coordinator still writing that one's markers, and AddOffsetsToTxn is
-    // answered CONCURRENT_TRANSACTIONS; librdkafka retries it after retry.backoff.ms (it already
-    // uses 20 ms for AddPartitionsToTxn, as the Java client does for both). With 100 ms a
-    // back-to-back transaction took 100+ ms (latency_bench raw loop: 99 vs 226 transactions in
-    // 4 s, produced -> read_committed visible p99 107 vs 39 ms). Overridable with
-    // kafka.retry.backoff.ms.
+    // answered CONCURRENT_TRANSACTIONS; librdkafka retries it after retry.backoff.ms. With 100 ms
+    // a back-to-back transaction took 100+ ms (latency_bench raw loop: 99 vs 226 transactions in
+    // 4 s, produced -> read_committed visible p99 107 vs 39 ms). On a single broker the marker
+    // window is 1-2 ms: back-to-back one-record transactions took 21.8 ms (p50) with 20 ms and
+    // 6.4 ms with 5 ms (docs/performance.md, K1). Overridable with kafka.retry.backoff.ms.
     const Props defaults = {{"message.max.bytes", std::to_string(kMaxMessageBytes)},
                             {"linger.ms", "0"},
-                            {"retry.backoff.ms", "20"}};
+                            {"retry.backoff.ms", "5"}};
     const Props forced = {
         {"transactional.id", transactional_id}, {"enable.idempotence", "true"}, {"acks", "all"}};
-    FF_ASSIGN_OR_RETURN(HandlePtr h, NewHandle(RD_KAFKA_PRODUCER, ctx.get(), defaults, forced));
+    //
+    // Delivery reports on, although a transaction learns its records' fate from the commit:
+    // commit_transaction flushes first, and librdkafka's flush waits in 10 ms rd_kafka_poll
+    // slices on the report queue. Without a report callback nothing is ever put on that queue,
+    // so every commit slept about 10 ms after its last record was acknowledged (a one-record
+    // transaction: 11.5 ms without, 3.0 ms with, on the CI machine; docs/performance.md, K1).
+    // The callback ignores the reports (their slots are null).
+    FF_ASSIGN_OR_RETURN(HandlePtr h, NewHandle(RD_KAFKA_PRODUCER, ctx.get(), defaults, forced,
+                                               /*delivery_reports=*/true));
     auto producer = std::make_unique<KafkaTransactionalProducer>(this, transactional_id, std::move(ctx),
                                                                  std::move(h), options_.operation_timeout);
     FF_RETURN_IF_ERROR(producer->Init());

@@ -738,19 +738,27 @@ void RunBackend(const std::string& backend, const std::vector<Scenario>& scenari
   // Warm-up: connections, RocksDB memtables, Kafka metadata.
   Drive(**pipeline, {"warmup", 1, 1, 50, g_flags.quick ? 0.2 : 1.0, std::nullopt}, document);
   // Kafka: a broker that has just started (every `bench/run --kafka`, every CI run) serves its
-  // first 20-30 s of transactions at 200/s several times slower while its JVM compiles the hot
+  // first 20-45 s of transactions at 200/s several times slower while its JVM compiles the hot
   // paths: 2 s rounds right after a restart had p99 584, 216, 208, 123, 158, 52, 144, 52, 108,
   // 55, 70, 52, 44, 63, 23 ms (docs/performance.md, K1). The figure is the steady state of a
-  // running deployment, so the pipeline first runs 30 s at the scenario's rate (8 s with
-  // --quick), in 2 s rounds whose p99 is printed on stderr. A broker that is already warm
-  // costs the run this time and nothing else.
+  // running deployment, so the pipeline first runs at the scenario's rate in 2 s rounds until
+  // the broker is warm: at least 5 rounds (2 with --quick), then until the p50 of each of the
+  // last 3 rounds is within 25% of the lowest round p50 so far (the p50 falls steadily while
+  // the broker warms; the p99 is too noisy to judge by), at most 30 rounds (6 with --quick).
+  // Every round's p50 and p99 are printed on stderr.
   if (backend == "kafka" && !selected.empty()) {
-    const int rounds = g_flags.quick ? 4 : 15;
-    for (int round = 1; round <= rounds; ++round) {
+    const int min_rounds = g_flags.quick ? 2 : 5, max_rounds = g_flags.quick ? 6 : 30;
+    std::vector<double> p50s;
+    for (int round = 1; round <= max_rounds; ++round) {
       Result w = Drive(**pipeline, {"warmup", 1, 1, selected[0].rate, 2.0, std::nullopt}, document);
-      std::cerr << "latency_bench: kafka warm-up round " << round << "/" << rounds << ": p99 "
+      const double p50 = w.ready_ms.empty() ? 1e9 : Percentile(w.ready_ms, 0.50);
+      std::cerr << "latency_bench: kafka warm-up round " << round << ": p50 " << p50 << " ms, p99 "
                 << (w.ready_ms.empty() ? 0.0 : Percentile(w.ready_ms, 0.99)) << " ms over " << w.ready_ms.size()
                 << " jobs\n";
+      p50s.push_back(p50);
+      if (round < std::max(min_rounds, 3)) continue;
+      const double lowest = *std::min_element(p50s.begin(), p50s.end());
+      if (std::all_of(p50s.end() - 3, p50s.end(), [&](double v) { return v <= lowest * 1.25; })) break;
     }
   }
   for (const auto& sc : selected) {

@@ -17,7 +17,9 @@
 #include "producers/gateway/phone.h"
 #include "schemas/event.pb.h"
 #include "schemas/job.pb.h"
+#include "schemas/outbound_job.h"
 #include "topics/catalogue.h"
+#include "topics/proto_message.h"
 
 namespace faxflow {
 namespace {
@@ -516,12 +518,7 @@ Status BroadcastService::FanOut(Record& rec, const v1::FaxStatus& rendered) {
       sub.clear_append_page_blob_ids();
       for (const auto& p : rendered.page_blob_ids()) sub.add_append_page_blob_ids(p);
       FF_RETURN_IF_ERROR(status_.RecordSubmission(sub).WithContext("status store"));
-      bus::Message m;
-      m.topic = std::string(bus::topic::kSubmissions);
-      m.key = sub.fax_id();
-      m.value = sub.SerializeAsString();
-      m.headers.push_back({std::string(bus::header::kSchema), v1::Submission::descriptor()->full_name()});
-      batch.push_back(std::move(m));
+      batch.push_back(bus::ProtoMessage(bus::topic::kSubmissions, sub.fax_id(), sub));
       batched_recipients += end - begin;
       if (batched_recipients >= options_.batch_size) FF_RETURN_IF_ERROR(flush(c + 1));
       continue;
@@ -535,30 +532,10 @@ Status BroadcastService::FanOut(Record& rec, const v1::FaxStatus& rendered) {
     ev.mutable_rendered()->set_page_count(rendered.page_count());
     for (const auto& p : rendered.page_blob_ids()) ev.mutable_rendered()->add_page_blob_ids(p);
     FF_RETURN_IF_ERROR(status_.Apply(ev).WithContext("status store"));
-    for (const auto& r : sub.recipients()) {
-      v1::OutboundJob job;
-      job.set_job_id(r.recipient_id());
-      job.set_fax_id(chunk.fax_id);
-      job.set_tenant(rec.tenant);
-      job.set_number(r.number());
-      for (const auto& p : rendered.page_blob_ids()) job.add_pages()->set_blob_id(p);
-      job.set_resolution(tmpl.options().resolution() == v1::RESOLUTION_NORMAL ? v1::RESOLUTION_NORMAL
-                                                                              : v1::RESOLUTION_FINE);
-      job.set_tsi(tmpl.options().tsi());
-      job.set_header_text(tmpl.options().header_text());
-      job.set_priority(tmpl.options().priority());
-      job.set_submitted_at_ms(tmpl.submitted_at_ms());
-      job.set_rendered_at_ms(now);
-      if (tmpl.options().send_at_ms() != 0) job.set_send_at_ms(tmpl.options().send_at_ms());
-      if (tmpl.options().expires_at_ms() != 0) job.set_expires_at_ms(tmpl.options().expires_at_ms());
-      if (tmpl.options().has_retry()) *job.mutable_retry() = tmpl.options().retry();
-      bus::Message m;
-      m.topic = std::string(bus::topic::kJobs);
-      m.key = r.number();
-      m.value = job.SerializeAsString();
-      m.headers.push_back({std::string(bus::header::kSchema), v1::OutboundJob::descriptor()->full_name()});
-      batch.push_back(std::move(m));
-    }
+    const std::vector<std::string> pages(rendered.page_blob_ids().begin(), rendered.page_blob_ids().end());
+    for (const auto& r : sub.recipients())
+      batch.push_back(
+          bus::ProtoMessage(bus::topic::kJobs, r.number(), OutboundJobFor(sub, r, "", pages, now)));
     if (static_cast<int>(batch.size()) >= options_.batch_size) FF_RETURN_IF_ERROR(flush(c + 1));
   }
   if (stop_) return Status::Ok();

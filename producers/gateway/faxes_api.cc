@@ -19,6 +19,7 @@
 #include "producers/gateway/png.h"
 #include "schemas/control.pb.h"
 #include "topics/catalogue.h"
+#include "topics/proto_message.h"
 
 namespace faxflow {
 namespace {
@@ -853,11 +854,7 @@ void FaxesApi::Cancel(const httplib::Request& req, httplib::Response& res) {
   for (const auto& id : wanted) cmd.add_recipient_ids(id);
   cmd.set_at_ms(now);
   cmd.set_requested_by(ctx->caller.key_id.empty() ? "api" : ctx->caller.key_id);
-  bus::Message m;
-  m.topic = std::string(bus::topic::kControl);
-  m.key = fax->fax_id();
-  m.value = cmd.SerializeAsString();
-  m.headers.push_back({std::string(bus::header::kSchema), "faxflow.v1.ControlCommand"});
+  bus::Message m = bus::ProtoMessage(bus::topic::kControl, fax->fax_id(), cmd);
   auto pos = deps_.producer->Produce(m);
   if (!pos.ok()) {
     SendError(res, 503, "queue_unavailable", "could not send the cancel command: " + pos.status().message());
@@ -888,12 +885,7 @@ void FaxesApi::Cancel(const httplib::Request& req, httplib::Response& res) {
       result->set_pages_total(r.pages_total());
       result->set_terminal(true);
       result->set_detail("cancelled through the API before dialling");
-      bus::Message em;
-      em.topic = std::string(bus::topic::kEvents);
-      em.key = fax->fax_id();
-      em.value = e.SerializeAsString();
-      em.headers.push_back({std::string(bus::header::kSchema), "faxflow.v1.DeliveryEvent"});
-      events.push_back(std::move(em));
+      events.push_back(bus::ProtoMessage(bus::topic::kEvents, fax->fax_id(), e));
       Status applied = status_.Apply(e);  // visible to the next GET at once (the status worker re-applies it)
       if (!applied.ok())
         FF_LOG_WARN(Logger("gateway"), "cancel of {} not applied locally: {}", r.recipient_id(),

@@ -8,6 +8,7 @@
 #include "producers/gateway/api_keys.h"
 #include "producers/gateway/cover.h"
 #include "producers/gateway/phone.h"
+#include "topics/proto_message.h"
 
 namespace faxflow {
 namespace {
@@ -246,11 +247,7 @@ SubmitOutcome SubmissionService::Submit(const SubmitRequest& request) {
   }
 
   // 3. Durable on the bus before the client hears 202.
-  bus::Message m;
-  m.topic = std::string(bus::topic::kSubmissions);
-  m.key = sub.fax_id();
-  m.value = sub.SerializeAsString();
-  m.headers.push_back({std::string(bus::header::kSchema), "faxflow.v1.Submission"});
+  bus::Message m = bus::ProtoMessage(bus::topic::kSubmissions, sub.fax_id(), sub);
   if (chooser_) m.partition = chooser_(sub);  // prefer less loaded imaging workers
   auto pos = producer_.Produce(m);
   if (!pos.ok())

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "schemas/load.pb.h"
 #include "topics/catalogue.h"
+#include "topics/proto_message.h"
 
 namespace faxflow::claims {
 namespace {
@@ -169,11 +170,7 @@ Status ClaimsMember::Heartbeat() {
   load.set_renders_in_flight(sample.renders_in_flight);
   load.set_lag(sample.lag_records);
   load.set_at_ms(clock_.NowMillis());
-  bus::Message m;
-  m.topic = options_.members_topic;
-  m.key = options_.worker_id;
-  m.value = load.SerializeAsString();
-  m.headers.push_back({std::string(bus::header::kSchema), load.GetDescriptor()->full_name()});
+  const bus::Message m = bus::ProtoMessage(options_.members_topic, options_.worker_id, load);
   FF_RETURN_IF_ERROR(producer_->Produce(m).status().WithContext("claims heartbeat"));
   metrics_.load_score.Set(sample.score);
   metrics_.capacity.Set(sample.capacity);

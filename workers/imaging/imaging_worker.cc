@@ -9,25 +9,17 @@
 #include "common/log.h"
 #include "schemas/event.pb.h"
 #include "schemas/job.pb.h"
+#include "schemas/outbound_job.h"
 #include "schemas/submission.pb.h"
 #include "topics/catalogue.h"
 #include "topics/dead_letter.h"
+#include "topics/proto_message.h"
 #include "workers/imaging/sniff.h"
 
 namespace faxflow::imaging {
 namespace {
 
 Status DocError(std::string message) { return Status::Permanent(Code::kDocumentError, std::move(message)); }
-
-template <typename Proto>
-bus::Message MakeMessage(std::string_view topic, std::string key, const Proto& proto) {
-  bus::Message m;
-  m.topic = std::string(topic);
-  m.key = std::move(key);
-  m.value = proto.SerializeAsString();
-  m.headers.push_back({std::string(bus::header::kSchema), proto.GetDescriptor()->full_name()});
-  return m;
-}
 
 RenderRequest RequestFor(const v1::FaxOptions& o) {
   RenderRequest r;
@@ -64,30 +56,6 @@ v1::DeliveryEvent DocumentErrorEvent(const v1::Submission& sub, const v1::Recipi
   res->set_terminal(true);
   res->set_detail(detail);
   return ev;
-}
-
-// The job of one recipient: `cover` (if any) first, then `pages`; the submission's options as
-// they are (REST scheduling options of issue 6 included) for the modem worker.
-v1::OutboundJob JobFor(const v1::Submission& sub, const v1::Recipient& r, const RenderRequest& request,
-                       int64_t now_ms, const std::string* cover, const std::vector<std::string>& pages) {
-  v1::OutboundJob job;
-  job.set_job_id(r.recipient_id());
-  job.set_fax_id(sub.fax_id());
-  job.set_tenant(sub.tenant());
-  job.set_number(r.number());
-  if (cover != nullptr) job.add_pages()->set_blob_id(*cover);
-  for (const auto& id : pages) job.add_pages()->set_blob_id(id);
-  job.set_resolution(request.resolution == FaxResolution::kNormal ? v1::RESOLUTION_NORMAL
-                                                                  : v1::RESOLUTION_FINE);
-  job.set_tsi(sub.options().tsi());
-  job.set_header_text(sub.options().header_text());
-  job.set_priority(sub.options().priority());
-  job.set_submitted_at_ms(sub.submitted_at_ms());
-  job.set_rendered_at_ms(now_ms);
-  if (sub.options().send_at_ms() != 0) job.set_send_at_ms(sub.options().send_at_ms());
-  if (sub.options().expires_at_ms() != 0) job.set_expires_at_ms(sub.options().expires_at_ms());
-  if (sub.options().has_retry()) *job.mutable_retry() = sub.options().retry();
-  return job;
 }
 
 // The fax's Rendered event: `page_ids` are the shared pages (without covers); page_count counts
@@ -638,7 +606,7 @@ Status ImagingWorker::Prepare(Thread& t, const bus::Record& record, Prepared& ou
   if (!failure.ok()) {
     std::vector<bus::Message> sends;
     for (const auto& r : sub.recipients())
-      sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(),
+      sends.push_back(bus::ProtoMessage(bus::topic::kEvents, sub.fax_id(),
                                   DocumentErrorEvent(sub, r, options_.site, now_ms, failure.message())));
     out.kind = Prepared::Kind::kDocumentError;
     out.fax_id = sub.fax_id();
@@ -663,9 +631,9 @@ Status ImagingWorker::Prepare(Thread& t, const bus::Record& record, Prepared& ou
   std::vector<bus::Message> sends;
   for (const auto& r : sub.recipients())
     sends.push_back(
-        MakeMessage(bus::topic::kJobs, r.number(), JobFor(sub, r, request, now_ms, nullptr, page_ids)));
+        bus::ProtoMessage(bus::topic::kJobs, r.number(), OutboundJobFor(sub, r, "", page_ids, now_ms)));
   sends.push_back(
-      MakeMessage(bus::topic::kEvents, sub.fax_id(),
+      bus::ProtoMessage(bus::topic::kEvents, sub.fax_id(),
                   RenderedEvent(sub, options_.site, now_ms, page_ids, seconds, /*cover_pages=*/0)));
   out.kind = Prepared::Kind::kRendered;
   out.fax_id = sub.fax_id();
@@ -781,8 +749,8 @@ Result<std::vector<bus::Message>> ImagingWorker::PrepareShared(const v1::Submiss
       failures.push_back(DocumentErrorEvent(sub, r, options_.site, now_ms, cover->error));
       continue;
     }
-    sends.push_back(MakeMessage(bus::topic::kJobs, r.number(),
-                                JobFor(sub, r, request, now_ms, cover ? &cover->page_id : nullptr, shared)));
+    sends.push_back(bus::ProtoMessage(bus::topic::kJobs, r.number(),
+                                OutboundJobFor(sub, r, cover ? cover->page_id : "", shared, now_ms)));
   }
   // Rendered first, so the status store sets every recipient's page total before the failures.
   v1::DeliveryEvent rendered = RenderedEvent(sub, options_.site, now_ms, shared, seconds, cover_pages);
@@ -793,8 +761,8 @@ Result<std::vector<bus::Message>> ImagingWorker::PrepareShared(const v1::Submiss
     const CoverOutcome& c = covers.at(r.cover_blob_id());
     if (c.error.empty()) cover_ids[r.recipient_id()] = c.page_id;
   }
-  sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(), rendered));
-  for (const auto& f : failures) sends.push_back(MakeMessage(bus::topic::kEvents, sub.fax_id(), f));
+  sends.push_back(bus::ProtoMessage(bus::topic::kEvents, sub.fax_id(), rendered));
+  for (const auto& f : failures) sends.push_back(bus::ProtoMessage(bus::topic::kEvents, sub.fax_id(), f));
 
   out.covers_rendered = covers_rendered;
   out.covers_reused = covers_reused;

@@ -9,6 +9,7 @@
 #include "pages/pages.h"
 #include "schemas/control.pb.h"
 #include "topics/catalogue.h"
+#include "topics/proto_message.h"
 #include "topics/dead_letter.h"
 #include "workers/modem/sim_far_end.h"
 
@@ -1172,11 +1173,7 @@ bool ModemWorker::Emit(const v1::OutboundJob& job, v1::DeliveryEvent event) {
   event.set_tenant(job.tenant());
   event.set_at_ms(now);
   event.set_site(options_.site);
-  bus::Message msg;
-  msg.topic = options_.events_topic;
-  msg.key = job.fax_id();
-  msg.value = event.SerializeAsString();
-  msg.headers.push_back({std::string(bus::header::kSchema), "faxflow.v1.DeliveryEvent"});
+  bus::Message msg = bus::ProtoMessage(options_.events_topic, job.fax_id(), event);
   return ProduceWithRetry(msg, "job " + job.job_id() + " event");
 }
 

@@ -215,17 +215,24 @@ Status NotifyStore::Mirrored(const std::string& key, const std::string& value) {
 
 void NotifyStore::SetLogMirror(LogMirror mirror) { log_mirror_ = std::move(mirror); }
 
+Result<std::vector<std::pair<std::string, std::string>>> NotifyStore::ScanOutbox(std::string_view outbox,
+                                                                                 std::string_view mirror_prefix,
+                                                                                 size_t limit) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(rocksdb::Slice(outbox.data(), outbox.size()));
+       it->Valid() && it->key().starts_with(rocksdb::Slice(outbox.data(), outbox.size())) && entries.size() < limit;
+       it->Next())
+    entries.emplace_back(std::string(mirror_prefix) + it->key().ToString().substr(outbox.size()),
+                         it->value().ToString());
+  FF_RETURN_IF_ERROR(FromRocks(it->status(), "scan outbox " + std::string(outbox)));
+  return entries;
+}
+
 Result<size_t> NotifyStore::PublishLog(size_t limit) {
   if (!log_mirror_) return size_t{0};
   std::lock_guard publishing(publish_mu_);
-  std::vector<std::pair<std::string, std::string>> entries;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek("lout/"); it->Valid() && it->key().starts_with("lout/") && entries.size() < limit;
-         it->Next())
-      entries.emplace_back(it->key().ToString().substr(5), it->value().ToString());
-    FF_RETURN_IF_ERROR(FromRocks(it->status(), "scan log outbox"));
-  }
+  FF_ASSIGN_OR_RETURN(auto entries, ScanOutbox("lout/", "", limit));
   if (entries.empty()) return size_t{0};
   FF_RETURN_IF_ERROR(log_mirror_(entries).WithContext("publishing the delivery log to fax.webhook-log"));
   rocksdb::WriteBatch b;
@@ -239,14 +246,7 @@ void NotifyStore::SetDeliveryMirror(LogMirror mirror) { delivery_mirror_ = std::
 Result<size_t> NotifyStore::PublishDeliveries(size_t limit) {
   if (!delivery_mirror_) return size_t{0};
   std::lock_guard publishing(publish_delivery_mu_);
-  std::vector<std::pair<std::string, std::string>> entries;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek("dout/"); it->Valid() && it->key().starts_with("dout/") && entries.size() < limit;
-         it->Next())
-      entries.emplace_back("dl/" + it->key().ToString().substr(5), it->value().ToString());
-    FF_RETURN_IF_ERROR(FromRocks(it->status(), "scan delivery outbox"));
-  }
+  FF_ASSIGN_OR_RETURN(auto entries, ScanOutbox("dout/", "dl/", limit));
   if (entries.empty()) return size_t{0};
   FF_RETURN_IF_ERROR(
       delivery_mirror_(entries).WithContext("publishing webhook deliveries to fax.webhook-deliveries"));

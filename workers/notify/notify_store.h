@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -171,6 +172,11 @@ class NotifyStore {
   Status Mirrored(const std::string& key, const std::string& value);
   std::unique_ptr<rocksdb::DB> db_;
   Mirror mirror_;
+  // Up to `limit` records of the outbox `outbox` ("lout/", "dout/"), keyed for the mirror:
+  // `mirror_prefix` + the key after the outbox prefix.
+  Result<std::vector<std::pair<std::string, std::string>>> ScanOutbox(std::string_view outbox,
+                                                                      std::string_view mirror_prefix, size_t limit);
+
   LogMirror log_mirror_;
   LogMirror delivery_mirror_;
   std::mutex publish_mu_;           // one PublishLog at a time

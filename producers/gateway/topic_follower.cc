@@ -38,7 +38,17 @@ Status TopicFollower::Start(std::chrono::milliseconds timeout) {
     if (caught_up) break;
     if (std::chrono::steady_clock::now() > deadline)
       return Status::Retryable(Code::kTimeout, "could not catch up with " + topic_ + " in time");
-    FF_ASSIGN_OR_RETURN(size_t n, PollOnce(std::chrono::milliseconds(200)));
+    Result<size_t> polled = PollOnce(std::chrono::milliseconds(200));
+    if (!polled.ok()) {
+      // A broker that has just started answers the committed-offset fetch with NOT_COORDINATOR or
+      // COORDINATOR_LOAD_IN_PROGRESS for a while (retryable; the consumer asks again): keep
+      // polling until the deadline, as Run() does, instead of failing the node's start.
+      if (!polled.status().retryable()) return polled.status();
+      FF_LOG_INFO(Logger("gateway"), "catching up with {}: {} (retrying)", topic_, polled.status().ToString());
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a retry pace, not a wait for a condition
+      continue;
+    }
+    const size_t n = *polled;
     // Nothing more to read although an end offset is not reached: the records below it were
     // deleted by retention (or are transaction markers). Caught up with what exists.
     empty_polls = n == 0 ? empty_polls + 1 : 0;
